@@ -1,0 +1,72 @@
+//! Launchers start modules: one thread per module, which fetches the program, runs it,
+//! feeds it stdin, writes its output into the outbox and reports how it ended.
+//!
+//! Not for: protocol replies or the registry (the supervisor owns both).
+
+pub mod wasm;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::outbox::ModuleOutput;
+use crate::protocol::ModuleRequest;
+use crate::stats::ModuleStats;
+
+/// How a module's life went, reported by its thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModuleEvent {
+    /// The program is running (answer the create with ok).
+    Started { uuid: String },
+    /// The program could not be started (answer the create with this error). No
+    /// `Exited` follows.
+    Failed { uuid: String, error: String },
+    /// The program ended after `Started`; all its output is already in the outbox.
+    /// `code` is the exit status when it had one; `reason` says why in words
+    /// ("exited with code 3", "trap: unreachable", "stopped").
+    Exited {
+        uuid: String,
+        code: Option<i32>,
+        reason: String,
+    },
+}
+
+/// Everything a launcher needs to run one module.
+pub struct LaunchContext {
+    pub request: ModuleRequest,
+    /// The module's own folder, created by the launcher thread and removed when it ends.
+    pub work_dir: PathBuf,
+    pub output: ModuleOutput,
+    /// Stdin lines from MQTT; disconnected when the module is being stopped.
+    pub stdin: Receiver<Vec<u8>>,
+    pub events: Sender<ModuleEvent>,
+    pub stop: StopFlag,
+    pub stats: Arc<ModuleStats>,
+}
+
+/// Set once, when the module must stop.
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Starts modules of one filetype.
+pub trait Launcher: Send + Sync {
+    /// Spawn the module's thread and return at once; progress arrives as events.
+    fn launch(&self, context: LaunchContext) -> std::io::Result<JoinHandle<()>>;
+
+    /// Ask a running module to stop (the stop flag is already raised and stdin
+    /// disconnected); must not block. Launchers whose programs notice the flag by
+    /// themselves need nothing more.
+    fn stop(&self, _uuid: &str) {}
+}

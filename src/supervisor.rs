@@ -1,0 +1,1 @@
+//! The supervisor: sole owner of runtime state.
