@@ -88,7 +88,7 @@ impl Default for TopicTemplates {
 }
 
 /// Module program kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FileType {
     /// WebAssembly, run in the embedded interpreter.
     #[serde(rename = "WA")]

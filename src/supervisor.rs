@@ -1,1 +1,0 @@
-//! The supervisor: sole owner of runtime state.

@@ -1,0 +1,577 @@
+//! The supervisor: sole owner of runtime state (registration, the module registry,
+//! keepalive timer, shutdown). One thread waits on one `select!` over inbound MQTT
+//! events, module events, signals and its next timer, and answers every request.
+//!
+//! Not for: network I/O (the mqtt session), wire formats (protocol) or running
+//! programs (launchers).
+
+mod modules;
+mod registration;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use log::{debug, error, info, warn};
+use serde_json::json;
+
+use crate::launcher::{LaunchContext, Launcher, ModuleEvent, StopFlag};
+use crate::mqtt::{MqttEvent, Session};
+use crate::outbox::Outbox;
+use crate::protocol::{ChildStats, FileType, Inbound, ModuleRequest, Protocol};
+use crate::stats::{CpuMeter, ModuleStats};
+
+use modules::{Lookup, ModuleEntry, Phase, Registry};
+use registration::{RegAction, Registration};
+
+/// Stdin messages queued per module before new ones are refused.
+const STDIN_QUEUE: usize = 256;
+/// How long shutdown waits for modules to end before it unregisters anyway.
+const SHUTDOWN_MODULE_GRACE: Duration = Duration::from_millis(2500);
+/// How long shutdown gives the session to deliver the last messages.
+const SHUTDOWN_PUBLISH_GRACE: Duration = Duration::from_millis(1500);
+/// Offending values quoted in error messages are cut to this many characters.
+const QUOTE_LIMIT: usize = 200;
+
+/// Settings the supervisor reads while running.
+pub struct SupervisorSettings {
+    pub runtime_name: String,
+    pub reg_attempts: i64,
+    pub reg_timeout: Duration,
+    pub reg_fail_error: bool,
+    pub max_nmodules: usize,
+    pub ka_interval: Duration,
+    pub apis: Vec<String>,
+    /// Parent of the module work folders.
+    pub work_root: PathBuf,
+}
+
+/// Everything the supervisor is wired to.
+pub struct Parts {
+    pub settings: SupervisorSettings,
+    pub protocol: Protocol,
+    pub outbox: Outbox,
+    pub session: Session,
+    pub mqtt_events: Receiver<MqttEvent>,
+    pub signals: Receiver<i32>,
+    pub launchers: HashMap<FileType, Arc<dyn Launcher>>,
+}
+
+pub struct Supervisor {
+    settings: SupervisorSettings,
+    protocol: Protocol,
+    outbox: Outbox,
+    session: Session,
+    mqtt_events: Receiver<MqttEvent>,
+    signals: Receiver<i32>,
+    launchers: HashMap<FileType, Arc<dyn Launcher>>,
+    module_events_tx: Sender<ModuleEvent>,
+    module_events: Receiver<ModuleEvent>,
+    registry: Registry,
+    registration: Registration,
+    connected: bool,
+    ka_interval: Duration,
+    next_keepalive: Option<Instant>,
+    /// Exit code once the runtime must stop.
+    exit_code: Option<i32>,
+}
+
+impl Supervisor {
+    pub fn new(parts: Parts) -> Self {
+        let (module_events_tx, module_events) = crossbeam_channel::unbounded();
+        let registration = Registration::new(
+            parts.settings.reg_attempts,
+            parts.settings.reg_timeout,
+        );
+        let ka_interval = parts.settings.ka_interval;
+        Supervisor {
+            settings: parts.settings,
+            protocol: parts.protocol,
+            outbox: parts.outbox,
+            session: parts.session,
+            mqtt_events: parts.mqtt_events,
+            signals: parts.signals,
+            launchers: parts.launchers,
+            module_events_tx,
+            module_events,
+            registry: Registry::default(),
+            registration,
+            connected: false,
+            ka_interval,
+            next_keepalive: None,
+            exit_code: None,
+        }
+    }
+
+    /// Run until a signal, a runtime delete or a fatal registration failure; returns
+    /// the process exit code.
+    pub fn run(mut self) -> i32 {
+        while self.exit_code.is_none() {
+            let timer = crossbeam_channel::at(self.next_deadline());
+            select! {
+                recv(self.mqtt_events) -> event => match event {
+                    Ok(event) => self.on_mqtt_event(event),
+                    Err(_) => {
+                        error!("mqtt session ended unexpectedly");
+                        self.exit_code = Some(1);
+                    }
+                },
+                recv(self.module_events) -> event => {
+                    if let Ok(event) = event {
+                        self.on_module_event(event);
+                    }
+                },
+                recv(self.signals) -> signal => {
+                    info!("signal {} received, shutting down", signal.unwrap_or(0));
+                    self.exit_code = Some(0);
+                },
+                recv(timer) -> _ => self.on_timer(Instant::now()),
+            }
+        }
+        let code = self.exit_code.unwrap_or(0);
+        self.shutdown();
+        code
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let idle = Instant::now() + Duration::from_secs(3600);
+        [
+            self.registration.deadline(),
+            self.next_keepalive,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(idle, Instant::min)
+    }
+
+    fn on_mqtt_event(&mut self, event: MqttEvent) {
+        match event {
+            MqttEvent::Connected => {
+                info!("connected to the broker");
+                self.connected = true;
+                let action = self.registration.on_connected(Instant::now());
+                self.on_reg_action(action);
+                if !self.registration_required() {
+                    self.schedule_keepalive(Instant::now());
+                }
+            }
+            MqttEvent::Disconnected { reason } => {
+                if self.connected {
+                    warn!("disconnected from the broker: {reason}");
+                }
+                self.connected = false;
+                self.registration.on_disconnected();
+                self.next_keepalive = None;
+            }
+            MqttEvent::Message { topic, payload } => self.on_message(&topic, &payload),
+        }
+    }
+
+    /// Keepalives wait for the registration only when the runtime registers at all.
+    fn registration_required(&self) -> bool {
+        self.settings.reg_attempts >= 0
+    }
+
+    fn on_reg_action(&mut self, action: RegAction) {
+        match action {
+            RegAction::Nothing => {}
+            RegAction::Send { object_id, attempt } => {
+                info!("registering as '{}' (attempt {attempt})", self.settings.runtime_name);
+                self.outbox.control(self.protocol.registration(&object_id));
+            }
+            RegAction::Registered { ka_interval } => {
+                info!("registered with the orchestrator");
+                if let Some(interval) = ka_interval {
+                    self.ka_interval = interval;
+                }
+                self.schedule_keepalive(Instant::now());
+            }
+            RegAction::GiveUp { attempts } => {
+                if self.settings.reg_fail_error {
+                    error!("registration failed after {attempts} attempts, exiting");
+                    self.exit_code = Some(1);
+                } else {
+                    warn!("registration failed after {attempts} attempts, running unregistered");
+                    self.schedule_keepalive(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn schedule_keepalive(&mut self, now: Instant) {
+        self.next_keepalive = Some(now + self.ka_interval);
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        let action = self.registration.on_timer(now);
+        self.on_reg_action(action);
+
+        if self.next_keepalive.is_some_and(|due| now >= due) {
+            self.send_keepalive(now);
+            self.schedule_keepalive(now);
+        }
+    }
+
+    fn send_keepalive(&mut self, now: Instant) {
+        let mut children = Vec::with_capacity(self.registry.len());
+        for entry in self.registry.entries_mut() {
+            children.push(child_stats(entry, now));
+        }
+        debug!("keepalive with {} modules", children.len());
+        self.outbox.control(self.protocol.keepalive(&children));
+    }
+
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        let registry = &self.registry;
+        let inbound = self.protocol.parse_inbound(topic, payload, &|topic: &str| {
+            registry.uuid_for_stdin_topic(topic)
+        });
+        match inbound {
+            Inbound::Ignored => {}
+            Inbound::RegistrationReply {
+                object_id,
+                ok,
+                details,
+            } => {
+                if !ok {
+                    warn!("registration refused by the orchestrator: {details}");
+                }
+                let action = self.registration.on_reply(&object_id, ok, &details);
+                self.on_reg_action(action);
+            }
+            Inbound::CreateModule { object_id, request } => self.create(object_id, *request),
+            Inbound::DeleteModule { object_id, target } => self.delete(object_id, &target),
+            Inbound::DeleteRuntime { object_id } => {
+                info!("runtime delete requested ('{object_id}'), shutting down");
+                self.exit_code = Some(0);
+            }
+            Inbound::Stdin { module_uuid, data } => self.stdin(&module_uuid, data),
+            Inbound::Invalid { object_id, error } => {
+                warn!("rejected message on '{topic}': {error}");
+                self.reply_error(object_id.as_deref(), &error.to_string(), &quote(payload));
+            }
+        }
+    }
+
+    fn reply_error(&self, object_id: Option<&str>, desc: &str, data: &str) {
+        self.outbox.control(self.protocol.error(object_id, desc, data));
+    }
+
+    fn create(&mut self, object_id: String, request: ModuleRequest) {
+        let uuid = request.uuid.clone();
+        if self.registry.contains(&uuid) {
+            info!("module '{uuid}' ('{}') already runs, create ignored", request.name);
+            let module = module_ref(&request);
+            let ok = self
+                .protocol
+                .response_ok(&object_id, "create", &module, request.raw.clone());
+            self.outbox.control(ok);
+            return;
+        }
+        if let Err(desc) = self.admit(&request) {
+            warn!("create of module '{uuid}' refused: {desc}");
+            self.reply_error(Some(&object_id), &desc, &uuid);
+            return;
+        }
+        if let Err(desc) = self.launch(object_id.clone(), request) {
+            error!("module '{uuid}' could not be launched: {desc}");
+            self.reply_error(Some(&object_id), &desc, &uuid);
+        }
+    }
+
+    /// Checks a create against what this runtime offers; the orchestrator checks neither.
+    fn admit(&self, request: &ModuleRequest) -> Result<(), String> {
+        let max = self.settings.max_nmodules;
+        if self.registry.len() >= max {
+            return Err(format!(
+                "runtime '{}' already runs {max} modules (max_nmodules is {max})",
+                self.settings.runtime_name
+            ));
+        }
+        if let Some(api) = request
+            .apis
+            .iter()
+            .find(|api| !self.settings.apis.contains(api))
+        {
+            return Err(format!(
+                "api '{api}' is not offered by runtime '{}'",
+                self.settings.runtime_name
+            ));
+        }
+        if !self.launchers.contains_key(&request.filetype) {
+            return Err(format!(
+                "filetype '{}' is not supported by runtime '{}'",
+                filetype_code(request.filetype),
+                self.settings.runtime_name
+            ));
+        }
+        Ok(())
+    }
+
+    fn launch(&mut self, create_id: String, request: ModuleRequest) -> Result<(), String> {
+        let module = module_ref(&request);
+        let launcher = self
+            .launchers
+            .get(&request.filetype)
+            .cloned()
+            .ok_or_else(|| "no launcher".to_string())?;
+        let (stdin_tx, stdin_rx) = crossbeam_channel::bounded(STDIN_QUEUE);
+        let stop = StopFlag::default();
+        let stats = Arc::new(ModuleStats::default());
+        let output = self.outbox.module_output(
+            self.protocol.stdout_topic(&module),
+            self.protocol.stderr_topic(&module),
+        );
+        let stdin_topic = self.protocol.stdin_topic(&module);
+        let context = LaunchContext {
+            request: request.clone(),
+            work_dir: self.settings.work_root.join(&request.uuid),
+            output: output.clone(),
+            stdin: stdin_rx,
+            events: self.module_events_tx.clone(),
+            stop: stop.clone(),
+            stats: stats.clone(),
+        };
+        let thread = launcher
+            .launch(context)
+            .map_err(|err| format!("cannot start a thread for module '{}': {err}", module.uuid))?;
+
+        info!("module '{}' ('{}') starting", module.uuid, module.name);
+        self.session.subscribe(&stdin_topic);
+        self.registry.insert(ModuleEntry {
+            request,
+            phase: Phase::Starting { create_id },
+            stdin: Some(stdin_tx),
+            stdin_topic,
+            stop,
+            stats,
+            cpu: CpuMeter::new(Instant::now()),
+            output,
+            thread: Some(thread),
+            unanswered_create: None,
+        });
+        Ok(())
+    }
+
+    fn delete(&mut self, object_id: String, target: &str) {
+        let uuid = match self.registry.lookup(target) {
+            Lookup::Found(uuid) => uuid,
+            Lookup::NotFound => {
+                warn!("delete of unknown module '{target}'");
+                let desc = format!("no module '{target}' on this runtime");
+                self.reply_error(Some(&object_id), &desc, target);
+                return;
+            }
+            Lookup::Ambiguous(count) => {
+                let desc = format!("name '{target}' matches {count} modules: delete by uuid");
+                self.reply_error(Some(&object_id), &desc, target);
+                return;
+            }
+        };
+        let Some(entry) = self.registry.get_mut(&uuid) else {
+            return;
+        };
+        if matches!(entry.phase, Phase::Stopping { .. }) {
+            debug!("module '{uuid}' is already stopping");
+            return;
+        }
+        info!("stopping module '{uuid}' ('{}')", entry.request.name);
+        entry.begin_stop(Some(object_id), Instant::now());
+        if let Some(launcher) = self.launchers.get(&entry.request.filetype) {
+            launcher.stop(&uuid);
+        }
+    }
+
+    fn stdin(&mut self, uuid: &str, data: Vec<u8>) {
+        let Some(entry) = self.registry.get_mut(uuid) else {
+            return;
+        };
+        let Some(stdin) = &entry.stdin else {
+            return;
+        };
+        if stdin.try_send(data).is_err() {
+            let desc = format!("stdin of module '{uuid}' is full or closed: message dropped");
+            warn!("{desc}");
+            self.reply_error(None, &desc, uuid);
+        }
+    }
+
+    fn on_module_event(&mut self, event: ModuleEvent) {
+        match event {
+            ModuleEvent::Started { uuid } => self.on_started(&uuid),
+            ModuleEvent::Failed { uuid, error } => self.on_failed(&uuid, &error),
+            ModuleEvent::Exited { uuid, code, reason } => self.on_exited(&uuid, code, &reason),
+        }
+    }
+
+    fn on_started(&mut self, uuid: &str) {
+        let Some(entry) = self.registry.get_mut(uuid) else {
+            return;
+        };
+        let Phase::Starting { create_id } = &entry.phase else {
+            return;
+        };
+        let create_id = create_id.clone();
+        entry.phase = Phase::Running;
+        info!("module '{uuid}' ('{}') started", entry.request.name);
+        let ok = self.protocol.response_ok(
+            &create_id,
+            "create",
+            &entry.module_ref(),
+            entry.request.raw.clone(),
+        );
+        self.outbox.control(ok);
+    }
+
+    fn on_failed(&mut self, uuid: &str, error: &str) {
+        let Some(mut entry) = self.registry.remove(uuid) else {
+            return;
+        };
+        error!("module '{uuid}' ('{}') failed to start: {error}", entry.request.name);
+        let create_id = match &entry.phase {
+            Phase::Starting { create_id } => Some(create_id.clone()),
+            _ => entry.unanswered_create.take(),
+        };
+        let desc = format!("module '{uuid}' could not start: {error}");
+        self.reply_error(create_id.as_deref(), &desc, &entry.request.file);
+        self.finish(entry, None);
+    }
+
+    fn on_exited(&mut self, uuid: &str, code: Option<i32>, reason: &str) {
+        let Some(mut entry) = self.registry.remove(uuid) else {
+            return;
+        };
+        info!("module '{uuid}' ('{}') exited: {reason}", entry.request.name);
+        if let Some(create_id) = entry.unanswered_create.take() {
+            let desc = format!("module '{uuid}' was deleted before it started");
+            self.reply_error(Some(&create_id), &desc, uuid);
+        }
+        self.finish(entry, code);
+    }
+
+    /// Report the exit behind the module's last output, answer a pending delete, and
+    /// forget the module.
+    fn finish(&mut self, mut entry: ModuleEntry, code: Option<i32>) {
+        let module = entry.module_ref();
+        if let Phase::Stopping {
+            delete_id: Some(delete_id),
+            ..
+        } = &entry.phase
+        {
+            let details = json!({"uuid": module.uuid, "name": module.name});
+            let ok = self
+                .protocol
+                .response_ok(delete_id, "delete", &module, details);
+            self.outbox.control(ok);
+        }
+        entry.output.close_with(self.protocol.exited(&module, code));
+        self.session.unsubscribe(&entry.stdin_topic);
+        if let Some(thread) = entry.thread.take() {
+            if thread.join().is_err() {
+                error!("thread of module '{}' panicked", module.uuid);
+            }
+        }
+    }
+
+    /// Stop every module, report their exits, unregister and close the session.
+    fn shutdown(mut self) {
+        let now = Instant::now();
+        for uuid in self.registry.uuids() {
+            if let Some(entry) = self.registry.get_mut(&uuid) {
+                if !matches!(entry.phase, Phase::Stopping { .. }) {
+                    entry.begin_stop(None, now);
+                }
+                if let Some(launcher) = self.launchers.get(&entry.request.filetype) {
+                    launcher.stop(&uuid);
+                }
+            }
+        }
+        let deadline = now + SHUTDOWN_MODULE_GRACE;
+        while !self.registry.is_empty() {
+            match self.module_events.recv_deadline(deadline) {
+                Ok(event) => self.on_module_event(event),
+                Err(_) => break,
+            }
+        }
+        for uuid in self.registry.uuids() {
+            if let Some(mut entry) = self.registry.remove(&uuid) {
+                error!("module '{uuid}' did not stop in time; abandoning it");
+                entry.thread = None;
+                self.finish(entry, None);
+            }
+        }
+        if self.registration_required() {
+            self.outbox.control(self.protocol.unregistration());
+        }
+        self.session.shutdown(SHUTDOWN_PUBLISH_GRACE);
+        info!("runtime stopped");
+    }
+}
+
+fn module_ref(request: &ModuleRequest) -> crate::protocol::ModuleRef {
+    crate::protocol::ModuleRef {
+        uuid: request.uuid.clone(),
+        name: request.name.clone(),
+        namespace: request.namespace.clone(),
+        scene: request.scene.clone(),
+    }
+}
+
+fn filetype_code(filetype: FileType) -> &'static str {
+    match filetype {
+        FileType::Wasm => "WA",
+        FileType::Python => "PY",
+    }
+}
+
+fn child_stats(entry: &mut ModuleEntry, now: Instant) -> ChildStats {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &entry.stats;
+    let cpu_usage_percent = entry
+        .cpu
+        .sample(stats.cpu_time_ns.load(Relaxed), now);
+    ChildStats {
+        uuid: entry.request.uuid.clone(),
+        name: entry.request.name.clone(),
+        file: entry.request.file.clone(),
+        filetype: entry.request.filetype,
+        cpu_usage_percent,
+        mem_usage: stats.mem_bytes.load(Relaxed),
+        network_rx_mb: stats.net_rx_bytes.load(Relaxed) as f64 / 1e6,
+        network_tx_mb: stats.net_tx_bytes.load(Relaxed) as f64 / 1e6,
+        network_rx_pkts: stats.net_rx_pkts.load(Relaxed),
+        network_tx_pkts: stats.net_tx_pkts.load(Relaxed),
+    }
+}
+
+/// An offending payload, quoted for an error message: lossy text, cut short.
+fn quote(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    if text.chars().count() <= QUOTE_LIMIT {
+        return text.into_owned();
+    }
+    let mut cut: String = text.chars().take(QUOTE_LIMIT).collect();
+    cut.push_str("...");
+    cut
+}
+
+/// Create the folder that holds module work folders, removing any left by a run that
+/// crashed (no module survives a restart of the runtime).
+pub fn prepare_work_root(root: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(root)?;
+    for entry in std::fs::read_dir(root)? {
+        let path = entry?.path();
+        warn!("removing work folder '{}' left by an earlier run", path.display());
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if let Err(err) = removed {
+            warn!("cannot remove '{}': {err}", path.display());
+        }
+    }
+    Ok(())
+}

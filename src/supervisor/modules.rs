@@ -1,0 +1,144 @@
+//! The module registry: one entry per module the runtime has accepted, from the create
+//! request until its exit has been reported. Owned by the supervisor thread alone.
+//!
+//! Not for: starting programs (launchers) or building messages (protocol).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use crate::launcher::StopFlag;
+use crate::outbox::ModuleOutput;
+use crate::protocol::{ModuleRef, ModuleRequest};
+use crate::stats::{CpuMeter, ModuleStats};
+
+/// Where a module is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// Launched; the create request waits for `Started` or `Failed`.
+    Starting { create_id: String },
+    Running,
+    /// Asked to stop; `delete_id` is the delete request to answer once it exits.
+    Stopping {
+        delete_id: Option<String>,
+        since: Instant,
+    },
+}
+
+pub struct ModuleEntry {
+    pub request: ModuleRequest,
+    pub phase: Phase,
+    /// Sender of the module's stdin; dropped to tell the module to stop reading.
+    pub stdin: Option<Sender<Vec<u8>>>,
+    pub stdin_topic: String,
+    pub stop: StopFlag,
+    pub stats: Arc<ModuleStats>,
+    pub cpu: CpuMeter,
+    pub output: ModuleOutput,
+    pub thread: Option<JoinHandle<()>>,
+    /// The create request of a start still pending, when a delete overtook it.
+    pub unanswered_create: Option<String>,
+}
+
+impl ModuleEntry {
+    pub fn module_ref(&self) -> ModuleRef {
+        ModuleRef {
+            uuid: self.request.uuid.clone(),
+            name: self.request.name.clone(),
+            namespace: self.request.namespace.clone(),
+            scene: self.request.scene.clone(),
+        }
+    }
+
+    /// Raise the stop flag and close stdin; the launcher does the rest.
+    pub fn begin_stop(&mut self, delete_id: Option<String>, now: Instant) {
+        if let Phase::Starting { create_id } = &self.phase {
+            self.unanswered_create = Some(create_id.clone());
+        }
+        self.phase = Phase::Stopping {
+            delete_id,
+            since: now,
+        };
+        self.stop.raise();
+        self.stdin = None;
+    }
+}
+
+/// The modules of this runtime, by uuid.
+#[derive(Default)]
+pub struct Registry {
+    modules: HashMap<String, ModuleEntry>,
+    /// Stdin topic -> module uuid, for routing inbound messages.
+    stdin_topics: HashMap<String, String>,
+}
+
+/// Result of looking a delete target up by uuid or name.
+pub enum Lookup {
+    Found(String),
+    NotFound,
+    /// A name shared by several modules.
+    Ambiguous(usize),
+}
+
+impl Registry {
+    pub fn len(&self) -> usize {
+        self.modules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+
+    pub fn contains(&self, uuid: &str) -> bool {
+        self.modules.contains_key(uuid)
+    }
+
+    pub fn insert(&mut self, entry: ModuleEntry) {
+        self.stdin_topics
+            .insert(entry.stdin_topic.clone(), entry.request.uuid.clone());
+        self.modules.insert(entry.request.uuid.clone(), entry);
+    }
+
+    pub fn remove(&mut self, uuid: &str) -> Option<ModuleEntry> {
+        let entry = self.modules.remove(uuid)?;
+        self.stdin_topics.remove(&entry.stdin_topic);
+        Some(entry)
+    }
+
+    pub fn get_mut(&mut self, uuid: &str) -> Option<&mut ModuleEntry> {
+        self.modules.get_mut(uuid)
+    }
+
+    pub fn uuid_for_stdin_topic(&self, topic: &str) -> Option<String> {
+        self.stdin_topics.get(topic).cloned()
+    }
+
+    /// A delete names a module by uuid or, from clients that delete by name, by name.
+    pub fn lookup(&self, target: &str) -> Lookup {
+        if self.modules.contains_key(target) {
+            return Lookup::Found(target.to_string());
+        }
+        let by_name: Vec<&String> = self
+            .modules
+            .iter()
+            .filter(|(_, entry)| entry.request.name == target)
+            .map(|(uuid, _)| uuid)
+            .collect();
+        match by_name.as_slice() {
+            [] => Lookup::NotFound,
+            [uuid] => Lookup::Found((*uuid).clone()),
+            many => Lookup::Ambiguous(many.len()),
+        }
+    }
+
+    pub fn uuids(&self) -> Vec<String> {
+        self.modules.keys().cloned().collect()
+    }
+
+    pub fn entries_mut(&mut self) -> impl Iterator<Item = &mut ModuleEntry> {
+        self.modules.values_mut()
+    }
+}
