@@ -5,12 +5,16 @@
 //! Not for: interpreting settings (topics are expanded in `protocol`, launchers read
 //! their own sections).
 //!
-//! CONTRACT (skeleton): the struct shapes below are shared by every component; the
-//! loader functions are filled in by the config work.
+//! CONTRACT: the struct shapes below are shared by every component.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
 
 use crate::protocol::DialectConfig;
 
@@ -28,6 +32,11 @@ pub struct Settings {
     /// Folder the settings came from; relative paths in settings resolve against it.
     #[serde(skip)]
     pub config_dir: PathBuf,
+    /// What loading recovered from (unknown keys, blank values, inconsistent TLS
+    /// settings). Already logged by `load`; kept for a caller that installs its
+    /// logger only after loading.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,7 +64,8 @@ pub struct RuntimeSettings {
     pub state_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` masks the password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MqttSettings {
     pub host: String,
@@ -128,6 +138,7 @@ impl Default for Settings {
             launcher: LauncherSettings::default(),
             dialect: DialectConfig::default(),
             config_dir: PathBuf::from("conf"),
+            warnings: Vec::new(),
         }
     }
 }
@@ -215,4 +226,810 @@ impl Default for WasmSettings {
             max_memory_bytes: 64 * 1024 * 1024,
         }
     }
+}
+
+impl fmt::Debug for MqttSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("ssl", &self.ssl)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| MASK))
+            .field("ca_file", &self.ca_file)
+            .field("insecure", &self.insecure)
+            .field("keepalive_sec", &self.keepalive_sec)
+            .field("max_packet_bytes", &self.max_packet_bytes)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("reconnect_min_sec", &self.reconnect_min_sec)
+            .field("reconnect_max_sec", &self.reconnect_max_sec)
+            .finish()
+    }
+}
+
+/// Settings files of a config folder, lowest precedence first, and whether each is required.
+const FILES: [(&str, bool); 3] = [
+    (".appsettings.yaml", false),
+    ("settings.yaml", true),
+    (".secrets.yaml", false),
+];
+/// Prefix of environment overrides; `__` separates the levels of the key.
+const ENV_PREFIX: &str = "SIDELOAD__";
+/// File in `state_dir` keeping the generated runtime uuid.
+const UUID_FILE: &str = "runtime-uuid";
+const MASK: &str = "********";
+/// A key whose name contains one of these holds a secret: masked when shown.
+const SECRET_WORDS: [&str; 3] = ["password", "token", "secret"];
+const ORIGIN_DEFAULTS: &str = "built-in defaults";
+
+/// What is wrong with a config folder or the environment overrides.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config folder '{}' does not exist or is not a folder", .0.display())]
+    NoFolder(PathBuf),
+    #[error("{}: not found (every config folder needs a settings.yaml)", .0.display())]
+    MissingSettings(PathBuf),
+    #[error("{}: cannot read: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// `origin` is a file or an environment variable.
+    #[error("{origin}: invalid YAML: {problem}")]
+    Syntax { origin: String, problem: String },
+    /// A value of the wrong type or out of range; `origin` is the file or environment
+    /// variable that set it.
+    #[error("{origin}: '{key}': {problem}")]
+    Invalid {
+        origin: String,
+        key: String,
+        problem: String,
+    },
+    #[error("cannot {action} runtime uuid file '{}': {source}", path.display())]
+    State {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// Where program files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// Base url, without a trailing slash.
+    Http(String),
+    /// Folder of the store.
+    File(PathBuf),
+}
+
+/// Which layer set each key (dotted path), for error messages.
+type Origins = BTreeMap<String, String>;
+
+impl Settings {
+    /// Load the config folder with overrides from the process environment.
+    pub fn load(config_dir: &Path) -> Result<Settings, ConfigError> {
+        let env = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        Self::load_with_env(config_dir, env)
+    }
+
+    /// Load the config folder with the given environment overrides (`SIDELOAD__*`;
+    /// other variables are ignored). Relative paths come back resolved against the
+    /// folder.
+    pub fn load_with_env<I>(config_dir: &Path, env: I) -> Result<Settings, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        if !config_dir.is_dir() {
+            return Err(ConfigError::NoFolder(config_dir.to_path_buf()));
+        }
+
+        let mut layers = Layers::new();
+        for (name, required) in FILES {
+            let path = config_dir.join(name);
+            if let Some(value) = read_file(&path, required)? {
+                layers.add(&path.display().to_string(), value)?;
+            }
+        }
+        for (origin, value) in env_layers(&layers.schema, env, &mut layers.warnings)? {
+            layers.add(&origin, value)?;
+        }
+
+        layers.finish(config_dir)
+    }
+
+    /// Check the settings as they are now (load does it already); errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check(&Origins::new()).map(|_| ())
+    }
+
+    /// The program store, with a `file://` folder resolved: `file://relative/path` is
+    /// relative to the config folder, `file:///abs` absolute. An url that is neither
+    /// (only possible when set after loading) comes back as `Http` and fails when
+    /// fetched.
+    pub fn repository_base(&self) -> Store {
+        parse_store(&self.repository.url, &self.config_dir)
+            .unwrap_or_else(|_| Store::Http(self.repository.url.clone()))
+    }
+
+    /// The runtime uuid: the fixed `runtime.uuid`, else the one kept in
+    /// `{state_dir}/runtime-uuid`, else a new one written there so that restarts keep
+    /// the same identity. Sets `runtime.uuid`.
+    pub fn resolve_runtime_uuid(&mut self) -> Result<String, ConfigError> {
+        if let Some(uuid) = &self.runtime.uuid {
+            return Ok(uuid.clone());
+        }
+
+        let path = self.runtime.state_dir.join(UUID_FILE);
+        let uuid = match read_uuid_file(&path)? {
+            Some(uuid) => uuid,
+            None => {
+                let uuid = uuid::Uuid::new_v4().to_string();
+                write_atomically(&path, &format!("{uuid}\n"))?;
+                log::info!(
+                    "generated runtime uuid '{uuid}', kept in '{}'",
+                    path.display()
+                );
+                uuid
+            }
+        };
+
+        self.runtime.uuid = Some(uuid.clone());
+        Ok(uuid)
+    }
+
+    /// The effective settings as YAML, secrets (`mqtt.password`, any password, token or
+    /// secret) masked; for `sideload --check-config`.
+    pub fn masked_yaml(&self) -> String {
+        let header = format!("# config folder: '{}'\n", self.config_dir.display());
+        let body = serde_yaml::to_value(self).and_then(|mut value| {
+            mask_secrets(&mut value);
+            serde_yaml::to_string(&value)
+        });
+        match body {
+            Ok(body) => header + &body,
+            Err(e) => format!("{header}# cannot show the settings: {e}\n"),
+        }
+    }
+
+    /// `loglevel` as a `log` filter (`CRITICAL` maps to `Error`: `log` has no higher level).
+    pub fn log_level_filter(&self) -> log::LevelFilter {
+        parse_level(&self.loglevel)
+            .map(|(_, filter)| filter)
+            .unwrap_or(log::LevelFilter::Info)
+    }
+
+    /// Validate; returns the warnings (problems that do not stop the runtime).
+    fn check(&self, origins: &Origins) -> Result<Vec<String>, ConfigError> {
+        let c = Checker { origins };
+        let r = &self.runtime;
+        let m = &self.mqtt;
+        let o = &self.launcher.output;
+        let d = &self.dialect;
+
+        c.ensure(parse_level(&self.loglevel).is_some(), "loglevel", || {
+            format!(
+                "'{}' is not a log level (CRITICAL, ERROR, WARNING, INFO, DEBUG)",
+                self.loglevel
+            )
+        })?;
+
+        c.not_empty(&r.name, "runtime.name")?;
+        c.not_empty(&r.realm, "runtime.realm")?;
+        if let Some(uuid) = &r.uuid {
+            let ok = uuid::Uuid::parse_str(uuid).is_ok();
+            c.ensure(ok, "runtime.uuid", || format!("'{uuid}' is not a uuid"))?;
+        }
+        c.ensure(r.reg_attempts >= -1, "runtime.reg_attempts", || {
+            format!(
+                "'{}' must be -1 (do not register), 0 (keep trying) or a number of attempts",
+                r.reg_attempts
+            )
+        })?;
+        c.positive(r.reg_timeout_seconds, "runtime.reg_timeout_seconds")?;
+        c.non_zero(r.max_nmodules as u64, "runtime.max_nmodules")?;
+        c.positive(r.ka_interval_sec, "runtime.ka_interval_sec")?;
+        c.non_negative(r.inactivity_timeout_sec, "runtime.inactivity_timeout_sec")?;
+        c.non_negative(
+            r.inactivity_check_interval_sec,
+            "runtime.inactivity_check_interval_sec",
+        )?;
+        if r.inactivity_timeout_sec > 0.0 {
+            c.positive(
+                r.inactivity_check_interval_sec,
+                "runtime.inactivity_check_interval_sec",
+            )?;
+        }
+
+        c.not_empty(&m.host, "mqtt.host")?;
+        c.non_zero(u64::from(m.port), "mqtt.port")?;
+        c.non_zero(m.max_packet_bytes as u64, "mqtt.max_packet_bytes")?;
+        c.non_zero(m.max_request_bytes as u64, "mqtt.max_request_bytes")?;
+        c.at_most(
+            m.max_request_bytes,
+            "mqtt.max_request_bytes",
+            m.max_packet_bytes,
+            "mqtt.max_packet_bytes",
+        )?;
+        c.positive(m.reconnect_min_sec, "mqtt.reconnect_min_sec")?;
+        c.ensure(
+            m.reconnect_min_sec <= m.reconnect_max_sec,
+            "mqtt.reconnect_max_sec",
+            || {
+                format!(
+                    "'{}' is less than mqtt.reconnect_min_sec '{}'",
+                    m.reconnect_max_sec, m.reconnect_min_sec
+                )
+            },
+        )?;
+
+        if let Err(problem) = parse_store(&self.repository.url, &self.config_dir) {
+            return Err(c.invalid("repository.url", problem));
+        }
+        c.positive(self.repository.timeout_sec, "repository.timeout_sec")?;
+        c.non_zero(self.repository.max_file_bytes, "repository.max_file_bytes")?;
+
+        c.non_zero(o.max_line_bytes as u64, "launcher.output.max_line_bytes")?;
+        c.non_zero(o.max_batch_bytes as u64, "launcher.output.max_batch_bytes")?;
+        c.non_zero(
+            o.max_buffered_bytes as u64,
+            "launcher.output.max_buffered_bytes",
+        )?;
+        c.at_most(
+            o.max_line_bytes,
+            "launcher.output.max_line_bytes",
+            o.max_batch_bytes,
+            "launcher.output.max_batch_bytes",
+        )?;
+        c.at_most(
+            o.max_batch_bytes,
+            "launcher.output.max_batch_bytes",
+            m.max_packet_bytes,
+            "mqtt.max_packet_bytes",
+        )?;
+        c.non_zero(self.launcher.wasm.fuel_slice, "launcher.wasm.fuel_slice")?;
+        c.non_zero(
+            self.launcher.wasm.max_memory_bytes as u64,
+            "launcher.wasm.max_memory_bytes",
+        )?;
+
+        c.one_of(&d.name, "dialect.name", &["silverline", "arena", "arts"])?;
+        c.one_of(&d.exit_notice, "dialect.exit_notice", &["exited", "delete"])?;
+        c.one_of(
+            &d.error_format,
+            "dialect.error_format",
+            &["envelope", "bare"],
+        )?;
+        c.not_empty(&d.req_type, "dialect.req_type")?;
+        c.not_empty(&d.resp_type, "dialect.resp_type")?;
+        let t = &d.topics;
+        for (name, topic) in [
+            ("reg", &t.reg),
+            ("control", &t.control),
+            ("response", &t.response),
+            ("exited", &t.exited),
+            ("keepalive", &t.keepalive),
+            ("stdout", &t.stdout),
+            ("stderr", &t.stderr),
+            ("stdin", &t.stdin),
+            ("log", &t.log),
+        ] {
+            c.not_empty(topic, &format!("dialect.topics.{name}"))?;
+        }
+
+        let mut warnings = Vec::new();
+        if !m.ssl && m.ca_file.is_some() {
+            warnings.push("'mqtt.ca_file' is set but 'mqtt.ssl' is false: not used".to_string());
+        }
+        if !m.ssl && m.insecure {
+            warnings.push("'mqtt.insecure' is set but 'mqtt.ssl' is false: not used".to_string());
+        }
+        Ok(warnings)
+    }
+
+    /// Make `state_dir`, `mqtt.ca_file` and a `file://` store absolute, relative to the
+    /// config folder; then check that the files they name are there.
+    fn resolve_paths(&mut self, origins: &Origins) -> Result<Vec<String>, ConfigError> {
+        let dir = self.config_dir.clone();
+        self.runtime.state_dir = resolve(&dir, &self.runtime.state_dir);
+        self.mqtt.ca_file = self.mqtt.ca_file.as_deref().map(|path| resolve(&dir, path));
+        if let Store::File(folder) = self.repository_base() {
+            self.repository.url = format!("file://{}", folder.display());
+        }
+
+        let mut warnings = Vec::new();
+        if let (true, Some(ca_file)) = (self.mqtt.ssl, &self.mqtt.ca_file) {
+            if !ca_file.is_file() {
+                let problem = format!("'{}' is not a file", ca_file.display());
+                return Err(Checker { origins }.invalid("mqtt.ca_file", problem));
+            }
+        }
+        if let Store::File(folder) = self.repository_base() {
+            if !folder.is_dir() {
+                warnings.push(format!(
+                    "'repository.url': program store folder '{}' does not exist",
+                    folder.display()
+                ));
+            }
+        }
+        Ok(warnings)
+    }
+}
+
+/// Builds the merged settings value one layer at a time.
+struct Layers {
+    /// The defaults as a YAML value: the keys and value kinds known.
+    schema: Value,
+    merged: Value,
+    origins: Origins,
+    warnings: Vec<String>,
+}
+
+impl Layers {
+    fn new() -> Layers {
+        let schema = serde_yaml::to_value(Settings::default()).unwrap_or(Value::Null);
+        Layers {
+            merged: schema.clone(),
+            schema,
+            origins: Origins::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Clean one layer (unknown keys, blanks), check its types on its own so that an
+    /// error names its origin, and merge it over the layers below.
+    fn add(&mut self, origin: &str, value: Value) -> Result<(), ConfigError> {
+        let layer = match (value, &self.schema) {
+            (Value::Null, _) => return Ok(()),
+            (Value::Mapping(map), Value::Mapping(schema)) => {
+                clean_mapping(map, schema, "", origin, &mut self.warnings)
+            }
+            (other, _) => {
+                return Err(ConfigError::Syntax {
+                    origin: origin.to_string(),
+                    problem: format!(
+                        "expected a mapping of settings at the top level, found {}",
+                        kind(&other)
+                    ),
+                })
+            }
+        };
+        let layer = Value::Mapping(layer);
+
+        deserialize(layer.clone(), |_| origin.to_string())?;
+        merge(&mut self.merged, layer, "", origin, &mut self.origins);
+        Ok(())
+    }
+
+    fn finish(self, config_dir: &Path) -> Result<Settings, ConfigError> {
+        let origins = self.origins;
+        let mut settings = deserialize(self.merged, |key| origin_of(&origins, key))?;
+        settings.config_dir = config_dir.to_path_buf();
+        settings.warnings = self.warnings;
+
+        let mut later = settings.check(&origins)?;
+        later.extend(settings.resolve_paths(&origins)?);
+        for warning in later {
+            log::warn!("{warning}");
+            settings.warnings.push(warning);
+        }
+        if let Some((name, _)) = parse_level(&settings.loglevel) {
+            settings.loglevel = name.to_string();
+        }
+        Ok(settings)
+    }
+}
+
+/// Error constructors of validation, naming the key and the layer that set it.
+struct Checker<'a> {
+    origins: &'a Origins,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, key: &str, problem: String) -> ConfigError {
+        ConfigError::Invalid {
+            origin: origin_of(self.origins, key),
+            key: key.to_string(),
+            problem,
+        }
+    }
+
+    fn ensure(
+        &self,
+        ok: bool,
+        key: &str,
+        problem: impl FnOnce() -> String,
+    ) -> Result<(), ConfigError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(self.invalid(key, problem()))
+        }
+    }
+
+    fn positive(&self, value: f64, key: &str) -> Result<(), ConfigError> {
+        self.ensure(value.is_finite() && value > 0.0, key, || {
+            format!("'{value}' must be a number greater than 0")
+        })
+    }
+
+    fn non_negative(&self, value: f64, key: &str) -> Result<(), ConfigError> {
+        self.ensure(value.is_finite() && value >= 0.0, key, || {
+            format!("'{value}' must be 0 (off) or a positive number")
+        })
+    }
+
+    fn non_zero(&self, value: u64, key: &str) -> Result<(), ConfigError> {
+        self.ensure(value != 0, key, || "'0' must be at least 1".to_string())
+    }
+
+    fn not_empty(&self, value: &str, key: &str) -> Result<(), ConfigError> {
+        self.ensure(!value.trim().is_empty(), key, || {
+            "must not be empty".to_string()
+        })
+    }
+
+    fn at_most(
+        &self,
+        value: usize,
+        key: &str,
+        limit: usize,
+        limit_key: &str,
+    ) -> Result<(), ConfigError> {
+        self.ensure(value <= limit, key, || {
+            format!("'{value}' exceeds {limit_key} '{limit}'")
+        })
+    }
+
+    fn one_of(&self, value: &str, key: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+        self.ensure(allowed.contains(&value), key, || {
+            format!("'{value}' is not one of {}", allowed.join(", "))
+        })
+    }
+}
+
+/// Read and parse one settings file; `None` when an optional file is absent.
+fn read_file(path: &Path, required: bool) -> Result<Option<Value>, ConfigError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && required => {
+            return Err(ConfigError::MissingSettings(path.to_path_buf()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+
+    let syntax = |e: serde_yaml::Error| ConfigError::Syntax {
+        origin: path.display().to_string(),
+        problem: e.to_string(),
+    };
+    let mut value: Value = serde_yaml::from_str(&text).map_err(syntax)?;
+    value.apply_merge().map_err(syntax)?;
+    Ok(Some(value))
+}
+
+/// One layer per `SIDELOAD__*` variable, in name order, each named by its variable.
+fn env_layers<I>(
+    schema: &Value,
+    env: I,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(String, Value)>, ConfigError>
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(name, _)| {
+            name.get(..ENV_PREFIX.len())
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
+        })
+        .collect();
+    vars.sort();
+
+    let mut layers = Vec::new();
+    for (name, raw) in vars {
+        let origin = format!("environment variable '{name}'");
+        let keys: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if keys.iter().any(String::is_empty) {
+            warn(
+                warnings,
+                format!("{origin}: no key path in the name, ignored"),
+            );
+            continue;
+        }
+
+        // Text keys take the value as written, so that '007' or 'realm/#' stay text.
+        let is_text = matches!(
+            schema_at(schema, &keys),
+            Some(Value::String(_) | Value::Null)
+        );
+        let value = if raw.is_empty() {
+            Value::Null
+        } else if is_text {
+            Value::String(raw)
+        } else {
+            serde_yaml::from_str(&raw).map_err(|e| ConfigError::Syntax {
+                origin: origin.clone(),
+                problem: e.to_string(),
+            })?
+        };
+
+        let layer = keys.iter().rev().fold(value, |inner, key| {
+            let mut map = Mapping::new();
+            map.insert(Value::String(key.clone()), inner);
+            Value::Mapping(map)
+        });
+        layers.push((origin, layer));
+    }
+    Ok(layers)
+}
+
+fn schema_at<'a>(schema: &'a Value, keys: &[String]) -> Option<&'a Value> {
+    keys.iter()
+        .try_fold(schema, |value, key| value.get(key.as_str()))
+}
+
+/// Keep the keys the schema knows (matched case-insensitively, as dynaconf does);
+/// warn about the others. A blank value unsets an optional key and is ignored for
+/// the others. Scalars are coerced where YAML 1.1 files (PyYAML) read differently:
+/// `yes`/`no`/`on`/`off` booleans, numbers in text keys.
+fn clean_mapping(
+    map: Mapping,
+    schema: &Mapping,
+    prefix: &str,
+    origin: &str,
+    warnings: &mut Vec<String>,
+) -> Mapping {
+    let mut out = Mapping::new();
+    for (key, value) in map {
+        let Some(name) = key.as_str().map(str::to_ascii_lowercase) else {
+            let shown = serde_yaml::to_string(&key).unwrap_or_default();
+            let problem = format!("key '{}' is not text, ignored", shown.trim());
+            warn(warnings, format!("{origin}: under '{prefix}': {problem}"));
+            continue;
+        };
+        if name.starts_with("dynaconf_") {
+            continue;
+        }
+        let path = join_key(prefix, &name);
+        let Some(expected) = schema.get(name.as_str()) else {
+            warn(warnings, format!("{origin}: unknown key '{path}' ignored"));
+            continue;
+        };
+
+        let value = match (expected, value) {
+            // Only optional keys default to null, and all of them hold text.
+            (Value::Null, value) => coerce_text(value),
+            (expected, Value::Null) => {
+                if !expected.is_mapping() {
+                    warn(warnings, format!("{origin}: '{path}' is blank, ignored"));
+                }
+                continue;
+            }
+            (Value::Mapping(schema), Value::Mapping(map)) => {
+                Value::Mapping(clean_mapping(map, schema, &path, origin, warnings))
+            }
+            (Value::String(_), value) => coerce_text(value),
+            (Value::Bool(_), value) => coerce_bool(value),
+            (_, value) => value,
+        };
+        out.insert(Value::String(name), value);
+    }
+    out
+}
+
+fn coerce_text(value: Value) -> Value {
+    match value {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Bool(b) => Value::String(b.to_string()),
+        other => other,
+    }
+}
+
+fn coerce_bool(value: Value) -> Value {
+    let Value::String(text) = &value else {
+        return value;
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" => Value::Bool(true),
+        "no" | "off" | "false" => Value::Bool(false),
+        _ => value,
+    }
+}
+
+/// Deep merge of `layer` over `base`, recording the origin of every key set.
+fn merge(base: &mut Value, layer: Value, prefix: &str, origin: &str, origins: &mut Origins) {
+    match (base, layer) {
+        (Value::Mapping(base), Value::Mapping(layer)) => {
+            for (key, value) in layer {
+                let path = join_key(prefix, key.as_str().unwrap_or_default());
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value, &path, origin, origins),
+                    None => {
+                        origins.insert(path, origin.to_string());
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, layer) => {
+            *base = layer;
+            origins.insert(prefix.to_string(), origin.to_string());
+        }
+    }
+}
+
+fn deserialize(value: Value, origin_of: impl Fn(&str) -> String) -> Result<Settings, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::Invalid {
+            origin: origin_of(&key),
+            problem: e.into_inner().to_string(),
+            key,
+        }
+    })
+}
+
+/// The layer that set `key` or the nearest section above it.
+fn origin_of(origins: &Origins, key: &str) -> String {
+    let mut key = key;
+    loop {
+        if let Some(origin) = origins.get(key) {
+            return origin.clone();
+        }
+        match key.rfind(['.', '[']) {
+            Some(end) => key = &key[..end],
+            None => return ORIGIN_DEFAULTS.to_string(),
+        }
+    }
+}
+
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn warn(warnings: &mut Vec<String>, warning: String) {
+    log::warn!("{warning}");
+    warnings.push(warning);
+}
+
+/// Logzero level names (and `WARN`), case-insensitive, to the canonical name and filter.
+fn parse_level(name: &str) -> Option<(&'static str, log::LevelFilter)> {
+    use log::LevelFilter;
+    match name.trim().to_ascii_uppercase().as_str() {
+        "CRITICAL" => Some(("CRITICAL", LevelFilter::Error)),
+        "ERROR" => Some(("ERROR", LevelFilter::Error)),
+        "WARNING" | "WARN" => Some(("WARNING", LevelFilter::Warn)),
+        "INFO" => Some(("INFO", LevelFilter::Info)),
+        "DEBUG" => Some(("DEBUG", LevelFilter::Debug)),
+        _ => None,
+    }
+}
+
+fn parse_store(url: &str, config_dir: &Path) -> Result<Store, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "'{url}' must start with http://, https:// or file://"
+        ));
+    };
+
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" if !rest.trim_matches('/').is_empty() => {
+            Ok(Store::Http(url.trim_end_matches('/').to_string()))
+        }
+        "http" | "https" => Err(format!("'{url}' has no host")),
+        "file" => {
+            let rest = rest
+                .strip_prefix("localhost/")
+                .map_or(rest, |_| &rest["localhost".len()..]);
+            if rest.is_empty() {
+                return Err(format!("'{url}' has no path"));
+            }
+            Ok(Store::File(resolve(config_dir, Path::new(rest))))
+        }
+        _ => Err(format!(
+            "'{url}' must start with http://, https:// or file://"
+        )),
+    }
+}
+
+/// `path` made absolute against `base` when relative.
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let joined = base.join(path);
+    std::path::absolute(&joined).unwrap_or(joined)
+}
+
+fn mask_secrets(value: &mut Value) {
+    let Value::Mapping(map) = value else {
+        return;
+    };
+    for (key, value) in map.iter_mut() {
+        let secret = key
+            .as_str()
+            .is_some_and(|key| SECRET_WORDS.iter().any(|word| key.contains(word)));
+        if secret && !value.is_null() {
+            *value = Value::String(MASK.to_string());
+        } else {
+            mask_secrets(value);
+        }
+    }
+}
+
+/// The uuid kept in `path`; `None` when absent or unusable (then a new one is made).
+fn read_uuid_file(path: &Path) -> Result<Option<String>, ConfigError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ConfigError::State {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+
+    let uuid = text.trim();
+    if uuid::Uuid::parse_str(uuid).is_ok() {
+        Ok(Some(uuid.to_string()))
+    } else {
+        log::warn!(
+            "runtime uuid file '{}' holds '{uuid}', not a uuid: generating a new one",
+            path.display()
+        );
+        Ok(None)
+    }
+}
+
+/// Write through a temporary file and a rename, so that a crash leaves the old
+/// content or the new, never a part; the temporary file is removed on failure.
+fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let state = |action, source| ConfigError::State {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let folder = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(folder).map_err(|e| state("create the folder of", e))?;
+
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = fs::File::create(&temp)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(state("write", e));
+    }
+
+    // Make the rename itself durable; not all filesystems allow syncing a folder.
+    let _ = fs::File::open(folder).and_then(|dir| dir.sync_all());
+    Ok(())
 }
