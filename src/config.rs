@@ -338,7 +338,11 @@ impl Settings {
 
     /// Check the settings as they are now (load does it already); errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check(&Origins::new()).map(|_| ())
+        let checker = Checker {
+            origins: &Origins::new(),
+            fallback: "settings",
+        };
+        self.check(&checker).map(|_| ())
     }
 
     /// The program store, with a `file://` folder resolved: `file://relative/path` is
@@ -398,20 +402,30 @@ impl Settings {
     }
 
     /// Validate; returns the warnings (problems that do not stop the runtime).
-    fn check(&self, origins: &Origins) -> Result<Vec<String>, ConfigError> {
-        let c = Checker { origins };
-        let r = &self.runtime;
-        let m = &self.mqtt;
-        let o = &self.launcher.output;
-        let d = &self.dialect;
-
+    fn check(&self, c: &Checker) -> Result<Vec<String>, ConfigError> {
         c.ensure(parse_level(&self.loglevel).is_some(), "loglevel", || {
             format!(
                 "'{}' is not a log level (CRITICAL, ERROR, WARNING, INFO, DEBUG)",
                 self.loglevel
             )
         })?;
+        self.check_runtime(c)?;
+        self.check_mqtt(c)?;
+        self.check_limits(c)?;
+        self.check_dialect(c)?;
 
+        let mut warnings = Vec::new();
+        if !self.mqtt.ssl && self.mqtt.ca_file.is_some() {
+            warnings.push("'mqtt.ca_file' is set but 'mqtt.ssl' is false: not used".into());
+        }
+        if !self.mqtt.ssl && self.mqtt.insecure {
+            warnings.push("'mqtt.insecure' is set but 'mqtt.ssl' is false: not used".into());
+        }
+        Ok(warnings)
+    }
+
+    fn check_runtime(&self, c: &Checker) -> Result<(), ConfigError> {
+        let r = &self.runtime;
         c.not_empty(&r.name, "runtime.name")?;
         c.not_empty(&r.realm, "runtime.realm")?;
         if let Some(uuid) = &r.uuid {
@@ -425,72 +439,85 @@ impl Settings {
             )
         })?;
         c.positive(r.reg_timeout_seconds, "runtime.reg_timeout_seconds")?;
-        c.non_zero(r.max_nmodules as u64, "runtime.max_nmodules")?;
         c.positive(r.ka_interval_sec, "runtime.ka_interval_sec")?;
         c.non_negative(r.inactivity_timeout_sec, "runtime.inactivity_timeout_sec")?;
-        c.non_negative(
-            r.inactivity_check_interval_sec,
-            "runtime.inactivity_check_interval_sec",
-        )?;
+        let interval = "runtime.inactivity_check_interval_sec";
+        c.non_negative(r.inactivity_check_interval_sec, interval)?;
         if r.inactivity_timeout_sec > 0.0 {
-            c.positive(
-                r.inactivity_check_interval_sec,
-                "runtime.inactivity_check_interval_sec",
-            )?;
+            c.positive(r.inactivity_check_interval_sec, interval)?;
         }
+        Ok(())
+    }
 
+    fn check_mqtt(&self, c: &Checker) -> Result<(), ConfigError> {
+        let m = &self.mqtt;
         c.not_empty(&m.host, "mqtt.host")?;
         c.non_zero(u64::from(m.port), "mqtt.port")?;
-        c.non_zero(m.max_packet_bytes as u64, "mqtt.max_packet_bytes")?;
-        c.non_zero(m.max_request_bytes as u64, "mqtt.max_request_bytes")?;
-        c.at_most(
-            m.max_request_bytes,
-            "mqtt.max_request_bytes",
-            m.max_packet_bytes,
-            "mqtt.max_packet_bytes",
-        )?;
         c.positive(m.reconnect_min_sec, "mqtt.reconnect_min_sec")?;
-        c.ensure(
-            m.reconnect_min_sec <= m.reconnect_max_sec,
-            "mqtt.reconnect_max_sec",
-            || {
-                format!(
-                    "'{}' is less than mqtt.reconnect_min_sec '{}'",
-                    m.reconnect_max_sec, m.reconnect_min_sec
-                )
-            },
-        )?;
+        let ordered = m.reconnect_min_sec <= m.reconnect_max_sec;
+        c.ensure(ordered, "mqtt.reconnect_max_sec", || {
+            format!(
+                "'{}' is less than mqtt.reconnect_min_sec '{}'",
+                m.reconnect_max_sec, m.reconnect_min_sec
+            )
+        })?;
 
         if let Err(problem) = parse_store(&self.repository.url, &self.config_dir) {
             return Err(c.invalid("repository.url", problem));
         }
-        c.positive(self.repository.timeout_sec, "repository.timeout_sec")?;
+        c.positive(self.repository.timeout_sec, "repository.timeout_sec")
+    }
+
+    /// Sizes and counts: none may be 0, and each piece must fit what carries it.
+    fn check_limits(&self, c: &Checker) -> Result<(), ConfigError> {
+        let m = &self.mqtt;
+        let o = &self.launcher.output;
+        let w = &self.launcher.wasm;
+        let sizes = [
+            (self.runtime.max_nmodules, "runtime.max_nmodules"),
+            (m.max_packet_bytes, "mqtt.max_packet_bytes"),
+            (m.max_request_bytes, "mqtt.max_request_bytes"),
+            (o.max_line_bytes, "launcher.output.max_line_bytes"),
+            (o.max_batch_bytes, "launcher.output.max_batch_bytes"),
+            (o.max_buffered_bytes, "launcher.output.max_buffered_bytes"),
+            (w.max_memory_bytes, "launcher.wasm.max_memory_bytes"),
+        ];
+        for (value, key) in sizes {
+            c.non_zero(value as u64, key)?;
+        }
         c.non_zero(self.repository.max_file_bytes, "repository.max_file_bytes")?;
+        c.non_zero(w.fuel_slice, "launcher.wasm.fuel_slice")?;
 
-        c.non_zero(o.max_line_bytes as u64, "launcher.output.max_line_bytes")?;
-        c.non_zero(o.max_batch_bytes as u64, "launcher.output.max_batch_bytes")?;
-        c.non_zero(
-            o.max_buffered_bytes as u64,
-            "launcher.output.max_buffered_bytes",
-        )?;
-        c.at_most(
-            o.max_line_bytes,
-            "launcher.output.max_line_bytes",
-            o.max_batch_bytes,
-            "launcher.output.max_batch_bytes",
-        )?;
-        c.at_most(
-            o.max_batch_bytes,
-            "launcher.output.max_batch_bytes",
-            m.max_packet_bytes,
-            "mqtt.max_packet_bytes",
-        )?;
-        c.non_zero(self.launcher.wasm.fuel_slice, "launcher.wasm.fuel_slice")?;
-        c.non_zero(
-            self.launcher.wasm.max_memory_bytes as u64,
-            "launcher.wasm.max_memory_bytes",
-        )?;
+        let fits = [
+            (
+                m.max_request_bytes,
+                "mqtt.max_request_bytes",
+                m.max_packet_bytes,
+                "mqtt.max_packet_bytes",
+            ),
+            (
+                o.max_batch_bytes,
+                "launcher.output.max_batch_bytes",
+                m.max_packet_bytes,
+                "mqtt.max_packet_bytes",
+            ),
+            (
+                o.max_line_bytes,
+                "launcher.output.max_line_bytes",
+                o.max_batch_bytes,
+                "launcher.output.max_batch_bytes",
+            ),
+        ];
+        for (value, key, limit, limit_key) in fits {
+            c.ensure(value <= limit, key, || {
+                format!("'{value}' exceeds {limit_key} '{limit}'")
+            })?;
+        }
+        Ok(())
+    }
 
+    fn check_dialect(&self, c: &Checker) -> Result<(), ConfigError> {
+        let d = &self.dialect;
         c.one_of(&d.name, "dialect.name", &["silverline", "arena", "arts"])?;
         c.one_of(&d.exit_notice, "dialect.exit_notice", &["exited", "delete"])?;
         c.one_of(
@@ -500,8 +527,9 @@ impl Settings {
         )?;
         c.not_empty(&d.req_type, "dialect.req_type")?;
         c.not_empty(&d.resp_type, "dialect.resp_type")?;
+
         let t = &d.topics;
-        for (name, topic) in [
+        let topics = [
             ("reg", &t.reg),
             ("control", &t.control),
             ("response", &t.response),
@@ -511,23 +539,16 @@ impl Settings {
             ("stderr", &t.stderr),
             ("stdin", &t.stdin),
             ("log", &t.log),
-        ] {
+        ];
+        for (name, topic) in topics {
             c.not_empty(topic, &format!("dialect.topics.{name}"))?;
         }
-
-        let mut warnings = Vec::new();
-        if !m.ssl && m.ca_file.is_some() {
-            warnings.push("'mqtt.ca_file' is set but 'mqtt.ssl' is false: not used".to_string());
-        }
-        if !m.ssl && m.insecure {
-            warnings.push("'mqtt.insecure' is set but 'mqtt.ssl' is false: not used".to_string());
-        }
-        Ok(warnings)
+        Ok(())
     }
 
     /// Make `state_dir`, `mqtt.ca_file` and a `file://` store absolute, relative to the
     /// config folder; then check that the files they name are there.
-    fn resolve_paths(&mut self, origins: &Origins) -> Result<Vec<String>, ConfigError> {
+    fn resolve_paths(&mut self, c: &Checker) -> Result<Vec<String>, ConfigError> {
         let dir = self.config_dir.clone();
         self.runtime.state_dir = resolve(&dir, &self.runtime.state_dir);
         self.mqtt.ca_file = self.mqtt.ca_file.as_deref().map(|path| resolve(&dir, path));
@@ -539,7 +560,7 @@ impl Settings {
         if let (true, Some(ca_file)) = (self.mqtt.ssl, &self.mqtt.ca_file) {
             if !ca_file.is_file() {
                 let problem = format!("'{}' is not a file", ca_file.display());
-                return Err(Checker { origins }.invalid("mqtt.ca_file", problem));
+                return Err(c.invalid("mqtt.ca_file", problem));
             }
         }
         if let Store::File(folder) = self.repository_base() {
@@ -601,12 +622,17 @@ impl Layers {
 
     fn finish(self, config_dir: &Path) -> Result<Settings, ConfigError> {
         let origins = self.origins;
-        let mut settings = deserialize(self.merged, |key| origin_of(&origins, key))?;
+        let mut settings =
+            deserialize(self.merged, |key| origin_of(&origins, key, ORIGIN_DEFAULTS))?;
         settings.config_dir = config_dir.to_path_buf();
         settings.warnings = self.warnings;
 
-        let mut later = settings.check(&origins)?;
-        later.extend(settings.resolve_paths(&origins)?);
+        let checker = Checker {
+            origins: &origins,
+            fallback: ORIGIN_DEFAULTS,
+        };
+        let mut later = settings.check(&checker)?;
+        later.extend(settings.resolve_paths(&checker)?);
         for warning in later {
             log::warn!("{warning}");
             settings.warnings.push(warning);
@@ -621,12 +647,14 @@ impl Layers {
 /// Error constructors of validation, naming the key and the layer that set it.
 struct Checker<'a> {
     origins: &'a Origins,
+    /// Origin of keys no layer set.
+    fallback: &'a str,
 }
 
 impl Checker<'_> {
     fn invalid(&self, key: &str, problem: String) -> ConfigError {
         ConfigError::Invalid {
-            origin: origin_of(self.origins, key),
+            origin: origin_of(self.origins, key, self.fallback),
             key: key.to_string(),
             problem,
         }
@@ -664,18 +692,6 @@ impl Checker<'_> {
     fn not_empty(&self, value: &str, key: &str) -> Result<(), ConfigError> {
         self.ensure(!value.trim().is_empty(), key, || {
             "must not be empty".to_string()
-        })
-    }
-
-    fn at_most(
-        &self,
-        value: usize,
-        key: &str,
-        limit: usize,
-        limit_key: &str,
-    ) -> Result<(), ConfigError> {
-        self.ensure(value <= limit, key, || {
-            format!("'{value}' exceeds {limit_key} '{limit}'")
         })
     }
 
@@ -877,7 +893,7 @@ fn deserialize(value: Value, origin_of: impl Fn(&str) -> String) -> Result<Setti
 }
 
 /// The layer that set `key` or the nearest section above it.
-fn origin_of(origins: &Origins, key: &str) -> String {
+fn origin_of(origins: &Origins, key: &str, fallback: &str) -> String {
     let mut key = key;
     loop {
         if let Some(origin) = origins.get(key) {
@@ -885,7 +901,7 @@ fn origin_of(origins: &Origins, key: &str) -> String {
         }
         match key.rfind(['.', '[']) {
             Some(end) => key = &key[..end],
-            None => return ORIGIN_DEFAULTS.to_string(),
+            None => return fallback.to_string(),
         }
     }
 }
