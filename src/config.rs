@@ -1,6 +1,8 @@
 //! Layered settings: built-in defaults, then `.appsettings.yaml`, `settings.yaml`,
 //! `.secrets.yaml` from one config folder, then `SIDELOAD__*` environment overrides.
-//! Validation with errors naming the file, the key and the problem.
+//! Validation with errors naming the file, the key and the problem; resolution of
+//! relative paths, of the program store and of the runtime uuid (generated once and
+//! kept in `state_dir`); the masked view shown by `--check-config`.
 //!
 //! Not for: interpreting settings (topics are expanded in `protocol`, launchers read
 //! their own sections).
@@ -806,8 +808,13 @@ fn clean_mapping(
     for (key, value) in map {
         let Some(name) = key.as_str().map(str::to_ascii_lowercase) else {
             let shown = serde_yaml::to_string(&key).unwrap_or_default();
-            let problem = format!("key '{}' is not text, ignored", shown.trim());
-            warn(warnings, format!("{origin}: under '{prefix}': {problem}"));
+            let place = if prefix.is_empty() {
+                "top level"
+            } else {
+                prefix
+            };
+            let problem = format!("key '{}' in '{place}' is not text, ignored", shown.trim());
+            warn(warnings, format!("{origin}: {problem}"));
             continue;
         };
         if name.starts_with("dynaconf_") {
@@ -1531,6 +1538,39 @@ launcher:
         let s = load(&[("settings.yaml", MINIMAL)]).unwrap();
 
         assert!(s.masked_yaml().contains("password: null"));
+    }
+
+    #[test]
+    fn validate_checks_settings_changed_after_loading() {
+        let mut s = load(&[("settings.yaml", MINIMAL)]).unwrap();
+        assert!(s.validate().is_ok());
+
+        s.mqtt.port = 0;
+
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "settings: 'mqtt.port': '0' must be at least 1"
+        );
+    }
+
+    #[test]
+    fn non_text_keys_warn_and_are_ignored() {
+        let s = load(&[(
+            "settings.yaml",
+            "1: x
+mqtt: {true: y}
+",
+        )])
+        .unwrap();
+
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.ends_with("key '1' in 'top level' is not text, ignored")));
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.ends_with("key 'true' in 'mqtt' is not text, ignored")));
     }
 
     #[test]
