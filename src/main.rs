@@ -59,6 +59,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.log_level_filter());
+    for warning in &settings.warnings {
+        log::warn!("{warning}");
+    }
     if let Err(err) = settings.resolve_runtime_uuid() {
         error!("{err}");
         return ExitCode::from(2);
