@@ -273,7 +273,10 @@ fn delete_module(protocol: &Protocol, data: &Map<String, Value>) -> Result<Reque
 
 /// A runtime delete names this runtime by uuid (or name); without either, it is ours
 /// only when it came on a topic that is ours alone.
-fn delete_runtime(protocol: &Protocol, data: &Map<String, Value>) -> Result<Request, ProtocolError> {
+fn delete_runtime(
+    protocol: &Protocol,
+    data: &Map<String, Value>,
+) -> Result<Request, ProtocolError> {
     let runtime = &protocol.runtime;
     let uuid = optional_str(data, "uuid", "data.uuid")?;
     let name = optional_str(data, "name", "data.name")?;
@@ -285,7 +288,10 @@ fn delete_runtime(protocol: &Protocol, data: &Map<String, Value>) -> Result<Requ
     if ours {
         Ok(Request::DeleteRuntime)
     } else {
-        log::debug!("ignoring delete of another runtime '{}'", uuid.or(name).unwrap_or(""));
+        log::debug!(
+            "ignoring delete of another runtime '{}'",
+            uuid.or(name).unwrap_or("")
+        );
         Ok(Request::Ignore)
     }
 }

@@ -48,7 +48,13 @@ fn runtime_data(protocol: &Protocol) -> Map<String, Value> {
 
 pub(super) fn registration(protocol: &Protocol, object_id: &str) -> Message {
     let data = Value::Object(runtime_data(protocol));
-    let payload = envelope(protocol, object_id, "create", &protocol.dialect.req_type, data);
+    let payload = envelope(
+        protocol,
+        object_id,
+        "create",
+        &protocol.dialect.req_type,
+        data,
+    );
     message(protocol.reg_topic(), &payload)
 }
 
@@ -87,12 +93,26 @@ pub(super) fn response_ok(
     details: Value,
 ) -> Message {
     let data = json!({"result": "ok", "details": details});
-    let payload = envelope(protocol, object_id, action, &protocol.dialect.resp_type, data);
-    let topic = expand(&protocol.dialect.topics.response, &protocol.vars(Some(module)));
+    let payload = envelope(
+        protocol,
+        object_id,
+        action,
+        &protocol.dialect.resp_type,
+        data,
+    );
+    let topic = expand(
+        &protocol.dialect.topics.response,
+        &protocol.vars(Some(module)),
+    );
     message(topic, &payload)
 }
 
-pub(super) fn error(protocol: &Protocol, object_id: Option<&str>, desc: &str, data: &str) -> Message {
+pub(super) fn error(
+    protocol: &Protocol,
+    object_id: Option<&str>,
+    desc: &str,
+    data: &str,
+) -> Message {
     let topic = expand(&protocol.dialect.topics.log, &protocol.vars(None));
     if protocol.dialect.error_format == "bare" {
         return message(topic, &json!({"desc": desc, "data": data}));
@@ -111,7 +131,10 @@ pub(super) fn error(protocol: &Protocol, object_id: Option<&str>, desc: &str, da
 }
 
 pub(super) fn exited(protocol: &Protocol, module: &ModuleRef, exit_code: Option<i32>) -> Message {
-    let topic = expand(&protocol.dialect.topics.exited, &protocol.vars(Some(module)));
+    let topic = expand(
+        &protocol.dialect.topics.exited,
+        &protocol.vars(Some(module)),
+    );
     let req_type = &protocol.dialect.req_type;
 
     // The ARENA applauncher announces an exit as a module delete request.

@@ -215,7 +215,10 @@ fn argv(value: &Value, field: &str) -> Result<Vec<String>, ProtocolError> {
     if let Some(bad) = items.iter().find(|arg| arg.contains('\0')) {
         return Err(invalid(
             field,
-            format!("argument '{}' contains a NUL character", bad.escape_default()),
+            format!(
+                "argument '{}' contains a NUL character",
+                bad.escape_default()
+            ),
         ));
     }
     Ok(items)
@@ -432,14 +435,23 @@ mod tests {
         assert_eq!(request.location, "");
         assert!(request.argv.is_empty() && request.env.is_empty() && request.dirs.is_empty());
         assert_eq!(request.limit_sec, None);
-        assert_eq!((request.namespace.as_str(), request.scene.as_str()), ("public", "default"));
+        assert_eq!(
+            (request.namespace.as_str(), request.scene.as_str()),
+            ("public", "default")
+        );
         assert_eq!(request.raw, minimal());
     }
 
     #[test]
     fn filetype_is_case_insensitive_and_inferred_from_the_extension() {
-        assert_eq!(parse(with("filetype", json!("py"))).unwrap().filetype, FileType::Python);
-        assert_eq!(parse(with("filetype", json!("WASM"))).unwrap().filetype, FileType::Wasm);
+        assert_eq!(
+            parse(with("filetype", json!("py"))).unwrap().filetype,
+            FileType::Python
+        );
+        assert_eq!(
+            parse(with("filetype", json!("WASM"))).unwrap().filetype,
+            FileType::Wasm
+        );
         let py = json!({"uuid": "m", "file": "dir/Main.PY"});
         assert_eq!(parse(py).unwrap().filetype, FileType::Python);
         assert_eq!(
@@ -502,9 +514,15 @@ mod tests {
     #[test]
     fn env_may_be_a_list_an_object_or_a_string() {
         let listed = parse(with("env", json!(["A=1", "B="]))).unwrap();
-        assert_eq!(listed.env, [("A".into(), "1".into()), ("B".into(), String::new())]);
+        assert_eq!(
+            listed.env,
+            [("A".into(), "1".into()), ("B".into(), String::new())]
+        );
         let object = parse(with("env", json!({"A": "1", "N": 2}))).unwrap();
-        assert_eq!(object.env, [("A".into(), "1".into()), ("N".into(), "2".into())]);
+        assert_eq!(
+            object.env,
+            [("A".into(), "1".into()), ("N".into(), "2".into())]
+        );
         let spaced = parse(with("env", json!("A=1 B=2"))).unwrap();
         assert_eq!(spaced.env.len(), 2);
     }
@@ -527,7 +545,10 @@ mod tests {
     #[test]
     fn scene_splits_into_namespace_and_scene() {
         let request = parse(with("scene", json!("alice/lab"))).unwrap();
-        assert_eq!((request.namespace.as_str(), request.scene.as_str()), ("alice", "lab"));
+        assert_eq!(
+            (request.namespace.as_str(), request.scene.as_str()),
+            ("alice", "lab")
+        );
     }
 
     #[test]
@@ -535,7 +556,10 @@ mod tests {
         let mut data = with("env", json!({"NAMESPACE": "bob", "SCENE": "yard"}));
         data["scene"] = json!("noslash");
         let request = parse(data).unwrap();
-        assert_eq!((request.namespace.as_str(), request.scene.as_str()), ("bob", "yard"));
+        assert_eq!(
+            (request.namespace.as_str(), request.scene.as_str()),
+            ("bob", "yard")
+        );
     }
 
     #[test]
@@ -559,7 +583,10 @@ mod tests {
             ));
         }
         let err = parse(with("uuid", json!(42))).unwrap_err();
-        assert_eq!(err.to_string(), "field 'data.uuid' has the wrong type: expected a string, got the number '42'");
+        assert_eq!(
+            err.to_string(),
+            "field 'data.uuid' has the wrong type: expected a string, got the number '42'"
+        );
     }
 
     #[test]
@@ -572,7 +599,10 @@ mod tests {
             parse(with("location", json!("/abs"))),
             Err(ProtocolError::UnsafePath("/abs".into()))
         );
-        assert_eq!(parse(with("location", json!("store/x/"))).unwrap().location, "store/x");
+        assert_eq!(
+            parse(with("location", json!("store/x/"))).unwrap().location,
+            "store/x"
+        );
         assert!(matches!(
             parse(with("args", json!({"dirs": ["../up"]}))),
             Err(ProtocolError::UnsafePath(_))

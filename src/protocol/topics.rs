@@ -18,7 +18,8 @@ pub struct TopicVars<'a> {
 }
 
 /// Placeholders that a module request fills in.
-pub const MODULE_PLACEHOLDERS: [&str; 3] = ["{module_uuid}", "{module_namespace}", "{module_scene}"];
+pub const MODULE_PLACEHOLDERS: [&str; 3] =
+    ["{module_uuid}", "{module_namespace}", "{module_scene}"];
 
 /// Replace every known `{placeholder}` of `template`; unknown ones are left as written
 /// (the config loader is the place to reject them).
@@ -137,12 +138,27 @@ mod tests {
 
     #[test]
     fn filters_match_like_a_broker() {
-        assert!(filter_matches("realm/s/+/+/p/+/+", "realm/s/ns/sc/p/client/rt"));
+        assert!(filter_matches(
+            "realm/s/+/+/p/+/+",
+            "realm/s/ns/sc/p/client/rt"
+        ));
         assert!(!filter_matches("realm/s/+/+/p/+/+", "realm/s/ns/sc/p/mod"));
-        assert!(!filter_matches("realm/s/+/+/p/+/+", "realm/s/ns/sc/p/mod/-/stdout"));
-        assert!(filter_matches("realm/proc/control/rt", "realm/proc/control/rt"));
-        assert!(!filter_matches("realm/proc/control/rt", "realm/proc/control/rt2"));
-        assert!(!filter_matches("realm/proc/control/rt", "realm/proc/control"));
+        assert!(!filter_matches(
+            "realm/s/+/+/p/+/+",
+            "realm/s/ns/sc/p/mod/-/stdout"
+        ));
+        assert!(filter_matches(
+            "realm/proc/control/rt",
+            "realm/proc/control/rt"
+        ));
+        assert!(!filter_matches(
+            "realm/proc/control/rt",
+            "realm/proc/control/rt2"
+        ));
+        assert!(!filter_matches(
+            "realm/proc/control/rt",
+            "realm/proc/control"
+        ));
         assert!(filter_matches("realm/#", "realm/a/b"));
         assert!(filter_matches("realm/#", "realm"));
         assert!(filter_matches("a/+", "a/"));
