@@ -203,6 +203,15 @@ fn request(protocol: &Protocol, envelope: &Map<String, Value>) -> Result<Request
         Some(other) => return Err(wrong_type("type", "a string", other)),
     }
 
+    // On a shared control topic, `parent` is the only sign that a request is ours;
+    // one that names another runtime gets no answer, not even an error.
+    if protocol.control_is_shared() {
+        let data = envelope.get("data").and_then(Value::as_object);
+        if data.and_then(|data| parent(protocol, data)) == Some(false) {
+            return Ok(Request::Ignore);
+        }
+    }
+
     let action = optional_str(envelope, "action", "action")?
         .ok_or_else(|| ProtocolError::MissingField("action".into()))?;
     match action {
@@ -235,7 +244,7 @@ fn create(protocol: &Protocol, data: &Map<String, Value>) -> Result<Request, Pro
         }
     }
 
-    // On a shared control topic, `parent` is the only sign that a request is ours.
+    // A create on a shared topic must name its runtime.
     if protocol.control_is_shared() && parent(protocol, data) != Some(true) {
         return Ok(Request::Ignore);
     }
@@ -247,8 +256,8 @@ fn create(protocol: &Protocol, data: &Map<String, Value>) -> Result<Request, Pro
 
 fn delete(protocol: &Protocol, data: &Map<String, Value>) -> Result<Request, ProtocolError> {
     match optional_str(data, "type", "data.type")? {
-        None | Some("module") => delete_module(protocol, data),
-        Some("runtime") => Ok(delete_runtime(protocol, data)?),
+        None | Some("module") => delete_module(data),
+        Some("runtime") => delete_runtime(protocol, data),
         Some(other) => Err(ProtocolError::InvalidValue {
             field: "data.type".into(),
             reason: format!("expected 'module' or 'runtime', got '{other}'"),
@@ -256,11 +265,8 @@ fn delete(protocol: &Protocol, data: &Map<String, Value>) -> Result<Request, Pro
     }
 }
 
-fn delete_module(protocol: &Protocol, data: &Map<String, Value>) -> Result<Request, ProtocolError> {
-    if protocol.control_is_shared() && parent(protocol, data) == Some(false) {
-        return Ok(Request::Ignore);
-    }
-
+/// A module delete names the module by uuid, or by name (in `uuid` or `name`).
+fn delete_module(data: &Map<String, Value>) -> Result<Request, ProtocolError> {
     let uuid = optional_str(data, "uuid", "data.uuid")?.filter(|uuid| !uuid.is_empty());
     let target = match uuid {
         Some(uuid) => uuid,

@@ -195,6 +195,20 @@ pub enum ProtocolError {
     InvalidValue { field: String, reason: String },
 }
 
+/// A wire value made safe to quote in a one-line message: control characters are
+/// escaped (`\n`, `\u{0}`), everything else is kept.
+pub(crate) fn printable(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl ProtocolError {
     /// The offending value or field, for the `data` of an error message.
     pub fn offending_value(&self) -> String {

@@ -4,7 +4,7 @@
 //!
 //! Not for: touching the file system or building URLs (`program_files` does that).
 
-use super::ProtocolError;
+use super::{printable, ProtocolError};
 
 /// Longest accepted path, in bytes.
 pub const MAX_PATH_BYTES: usize = 1024;
@@ -127,13 +127,13 @@ fn hex(b: u8) -> Option<u8> {
 /// Shorten a value quoted in an error message, on a character boundary.
 fn quote(s: &str) -> String {
     if s.len() <= QUOTE_BYTES {
-        return s.to_string();
+        return printable(s);
     }
     let mut end = QUOTE_BYTES;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}...", &s[..end])
+    format!("{}...", printable(&s[..end]))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::paths::safe_relative_path;
 use super::topics::topic_level_problem;
-use super::{FileType, ModuleRef, ModuleRequest, ProtocolError};
+use super::{printable, FileType, ModuleRef, ModuleRequest, ProtocolError};
 
 /// Namespace and scene of a module that names neither.
 pub const DEFAULT_NAMESPACE: &str = "public";
@@ -215,10 +215,7 @@ fn argv(value: &Value, field: &str) -> Result<Vec<String>, ProtocolError> {
     if let Some(bad) = items.iter().find(|arg| arg.contains('\0')) {
         return Err(invalid(
             field,
-            format!(
-                "argument '{}' contains a NUL character",
-                bad.escape_default()
-            ),
+            format!("argument '{}' contains a NUL character", printable(bad)),
         ));
     }
     Ok(items)
@@ -265,8 +262,8 @@ fn env_pairs(value: &Value, field: &str) -> Result<Vec<(String, String)>, Protoc
                 field,
                 format!(
                     "'{}={}' is not a valid environment entry",
-                    key.escape_default(),
-                    value.escape_default()
+                    printable(key),
+                    printable(value)
                 ),
             ));
         }
@@ -279,7 +276,7 @@ fn split_env_entry(entry: &str, field: &str) -> Result<(String, String), Protoco
         Some((key, value)) => Ok((key.to_string(), value.to_string())),
         None => Err(invalid(
             field,
-            format!("entry '{}' is not of the form K=V", entry.escape_default()),
+            format!("entry '{}' is not of the form K=V", printable(entry)),
         )),
     }
 }
@@ -401,7 +398,7 @@ pub(crate) fn describe(value: &Value) -> String {
         Value::Number(n) => format!("the number '{n}'"),
         Value::String(s) => {
             let short: String = s.chars().take(64).collect();
-            format!("the string '{}'", short.escape_default())
+            format!("the string '{}'", printable(&short))
         }
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "an object".into(),

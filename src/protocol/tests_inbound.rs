@@ -587,3 +587,29 @@ fn arena_bad_request_for_this_runtime_is_invalid() {
         matches!(error, ProtocolError::InvalidValue { ref field, .. } if field == "data.scene")
     );
 }
+
+#[test]
+fn arena_unanswerable_requests_for_other_runtimes_get_no_error() {
+    let p = protocol("arena");
+    let update_other = json!({"object_id": "u", "action": "update", "type": "req",
+        "data": {"type": "module", "uuid": MOD, "parent": "other-node"}});
+    assert_eq!(parse(&p, ARENA_CONTROL, update_other), Inbound::Ignored);
+    let update_ours = json!({"object_id": "u", "action": "update", "type": "req",
+        "data": {"type": "module", "uuid": MOD, "parent": "node1"}});
+    assert!(matches!(
+        parse(&p, ARENA_CONTROL, update_ours),
+        Inbound::Invalid { .. }
+    ));
+}
+
+#[test]
+fn control_characters_in_errors_are_escaped_for_one_line_logs() {
+    let p = protocol("silverline");
+    let (_, error) = invalid(parse(
+        &p,
+        SL_CONTROL,
+        silverline_create_with("file", json!("a\nb")),
+    ));
+    assert_eq!(error, ProtocolError::UnsafePath("a\\nb".into()));
+    assert!(!error.to_string().contains('\n'));
+}

@@ -4,6 +4,8 @@
 //!
 //! Not for: choosing which template a message uses (the builders in `outbound` do).
 
+use super::printable;
+
 /// Values for the placeholders of a topic template. Module values are empty when a
 /// template is expanded for the runtime alone.
 #[derive(Debug, Clone, Default)]
@@ -96,7 +98,7 @@ pub fn topic_level_problem(value: &str) -> Option<String> {
     {
         return Some(format!(
             "'{}' contains {:?}, which cannot appear in an MQTT topic level",
-            value.escape_default(),
+            printable(value),
             c
         ));
     }
