@@ -3,11 +3,26 @@
 //!
 //! Not for: deciding what to do with a message (the supervisor does that).
 //!
-//! CONTRACT (skeleton): type and function signatures are shared by every component;
-//! bodies are filled in by the protocol work.
+//! CONTRACT: type and function signatures are shared by every component. Parsing
+//! lives in `inbound` and `request`, building in `outbound`, topic templates in
+//! `topics`, path checks in `paths`.
+
+mod inbound;
+mod outbound;
+pub mod paths;
+mod request;
+pub mod topics;
+
+#[cfg(test)]
+mod tests_inbound;
+#[cfg(test)]
+mod tests_outbound;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+pub use paths::safe_relative_path;
+pub use request::{DEFAULT_NAMESPACE, DEFAULT_SCENE};
 
 /// One MQTT publication the runtime wants to make.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,22 +174,56 @@ pub enum Inbound {
 /// What is wrong with an inbound message; the text goes on the wire as `desc`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("payload is not valid JSON: {0}")]
+    #[error("payload is not a JSON object: {0}")]
     NotJson(String),
     #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
     #[error("missing field '{0}'")]
     MissingField(String),
+    /// `expected` also says what was found: "a string, got the number '42'".
     #[error("field '{field}' has the wrong type: expected {expected}")]
     WrongType { field: String, expected: String },
-    #[error("unknown action '{0}'")]
+    #[error("unknown action '{0}': expected 'create' or 'delete'")]
     UnknownAction(String),
-    #[error("unknown filetype '{0}'")]
+    #[error("unknown filetype '{0}': expected 'WA' or 'PY'")]
     UnknownFiletype(String),
-    #[error("file name '{0}' leaves the program store")]
+    #[error("unsafe path '{0}': expected a relative path that stays inside the program store")]
     UnsafePath(String),
+    #[error("path '{path}' is too long: the limit is {limit} bytes")]
+    PathTooLong { path: String, limit: usize },
     #[error("invalid value for '{field}': {reason}")]
     InvalidValue { field: String, reason: String },
+}
+
+/// A wire value made safe to quote in a one-line message: control characters are
+/// escaped (`\n`, `\u{0}`), everything else is kept.
+pub(crate) fn printable(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl ProtocolError {
+    /// The offending value or field, for the `data` of an error message.
+    pub fn offending_value(&self) -> String {
+        match self {
+            ProtocolError::NotJson(detail) => detail.clone(),
+            ProtocolError::TooLarge { size, .. } => size.to_string(),
+            ProtocolError::MissingField(field)
+            | ProtocolError::WrongType { field, .. }
+            | ProtocolError::InvalidValue { field, .. } => field.clone(),
+            ProtocolError::UnknownAction(value)
+            | ProtocolError::UnknownFiletype(value)
+            | ProtocolError::UnsafePath(value)
+            | ProtocolError::PathTooLong { path: value, .. } => value.clone(),
+        }
+    }
 }
 
 /// One running module's entry in a keepalive.
@@ -218,32 +267,72 @@ pub struct Protocol {
     pub dialect: DialectConfig,
     pub runtime: RuntimeInfo,
     pub max_request_bytes: usize,
+    /// `metadata` of registrations and keepalives (e.g. `{"host": ...}`); empty by default.
+    pub metadata: Map<String, Value>,
 }
 
-#[allow(unused_variables)]
 impl Protocol {
     pub fn new(dialect: DialectConfig, runtime: RuntimeInfo, max_request_bytes: usize) -> Self {
         Protocol {
             dialect,
             runtime,
             max_request_bytes,
+            metadata: Map::new(),
         }
+    }
+
+    /// Set the `metadata` the runtime reports about itself.
+    pub fn with_metadata(mut self, metadata: Map<String, Value>) -> Self {
+        self.metadata = metadata;
+        self
     }
 
     /// Topic filters to subscribe to at every connect (control and registration).
     pub fn subscriptions(&self) -> Vec<String> {
-        unimplemented!()
+        let control = self.control_filter();
+        let reg = self.reg_topic();
+        if reg == control || topics::filter_matches(&control, &reg) {
+            vec![control]
+        } else {
+            vec![control, reg]
+        }
+    }
+
+    /// The registration topic (also where replies arrive).
+    pub fn reg_topic(&self) -> String {
+        topics::expand(&self.dialect.topics.reg, &self.vars(None))
+    }
+
+    /// The control topic filter requests arrive on.
+    pub fn control_filter(&self) -> String {
+        topics::expand(&self.dialect.topics.control, &self.vars(None))
+    }
+
+    /// Whether requests arrive on a topic shared with other runtimes (arena): then a
+    /// request is ours only when its `parent` names us, and a module delete may name
+    /// a module this runtime never ran (answer nothing rather than an error).
+    pub fn control_is_shared(&self) -> bool {
+        topics::is_wildcard(&self.dialect.topics.control)
     }
 
     /// Stdin topic of a module (subscribed while it runs).
     pub fn stdin_topic(&self, module: &ModuleRef) -> String {
-        unimplemented!()
+        topics::expand(&self.dialect.topics.stdin, &self.vars(Some(module)))
     }
     pub fn stdout_topic(&self, module: &ModuleRef) -> String {
-        unimplemented!()
+        topics::expand(&self.dialect.topics.stdout, &self.vars(Some(module)))
     }
     pub fn stderr_topic(&self, module: &ModuleRef) -> String {
-        unimplemented!()
+        topics::expand(&self.dialect.topics.stderr, &self.vars(Some(module)))
+    }
+
+    /// A module's stdout bytes, as the dialect publishes them (raw or a JSON string).
+    pub fn stdout_message(&self, module: &ModuleRef, data: &[u8]) -> Message {
+        outbound::output(self, self.stdout_topic(module), data)
+    }
+    /// A module's stderr bytes, as the dialect publishes them (raw or a JSON string).
+    pub fn stderr_message(&self, module: &ModuleRef, data: &[u8]) -> Message {
+        outbound::output(self, self.stderr_topic(module), data)
     }
 
     /// Classify and validate one inbound publication. `stdin_modules` maps a stdin
@@ -254,21 +343,22 @@ impl Protocol {
         payload: &[u8],
         stdin_modules: &dyn Fn(&str) -> Option<String>,
     ) -> Inbound {
-        unimplemented!()
+        inbound::parse(self, topic, payload, stdin_modules)
     }
 
     /// Registration request; `object_id` is matched against the reply.
     pub fn registration(&self, object_id: &str) -> Message {
-        unimplemented!()
+        outbound::registration(self, object_id)
     }
     /// Unregistration; also the last will.
     pub fn unregistration(&self) -> Message {
-        unimplemented!()
+        outbound::unregistration(self)
     }
     pub fn keepalive(&self, children: &[ChildStats]) -> Message {
-        unimplemented!()
+        outbound::keepalive(self, children)
     }
-    /// Positive answer to a create or delete request.
+    /// Positive answer to a create or delete request. In arena, a create is confirmed
+    /// with the request's `data` as `details`.
     pub fn response_ok(
         &self,
         object_id: &str,
@@ -276,15 +366,33 @@ impl Protocol {
         module: &ModuleRef,
         details: Value,
     ) -> Message {
-        unimplemented!()
+        outbound::response_ok(self, object_id, action, module, details)
     }
     /// Error answer on the error topic: `desc` says what went wrong, `data` is the
     /// offending value. `object_id` is the request's, or a new one when it had none.
     pub fn error(&self, object_id: Option<&str>, desc: &str, data: &str) -> Message {
-        unimplemented!()
+        outbound::error(self, object_id, desc, data)
+    }
+    /// Error answer for an `Inbound::Invalid`.
+    pub fn invalid(&self, object_id: Option<&str>, error: &ProtocolError) -> Message {
+        self.error(object_id, &error.to_string(), &error.offending_value())
     }
     /// Notice that a module ended, for every exit.
     pub fn exited(&self, module: &ModuleRef, exit_code: Option<i32>) -> Message {
-        unimplemented!()
+        outbound::exited(self, module, exit_code)
+    }
+
+    /// Placeholder values for this runtime and, when given, one module.
+    fn vars<'a>(&'a self, module: Option<&'a ModuleRef>) -> topics::TopicVars<'a> {
+        let runtime = &self.runtime;
+        topics::TopicVars {
+            realm: &runtime.realm,
+            namespace: &runtime.namespace,
+            runtime_uuid: &runtime.uuid,
+            runtime_name: &runtime.name,
+            module_uuid: module.map_or("", |m| m.uuid.as_str()),
+            module_namespace: module.map_or("", |m| m.namespace.as_str()),
+            module_scene: module.map_or("", |m| m.scene.as_str()),
+        }
     }
 }
