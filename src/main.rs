@@ -146,7 +146,8 @@ fn run(settings: Settings) -> Result<u8, String> {
         settings.dialect.clone(),
         runtime,
         settings.mqtt.max_request_bytes,
-    );
+    )
+    .with_metadata(host_metadata());
 
     let encoding = if settings.dialect.stdio_json {
         OutputEncoding::JsonString
@@ -215,4 +216,14 @@ fn spawn_signal_listener() -> Result<crossbeam_channel::Receiver<i32>, String> {
         })
         .map_err(|err| format!("cannot start the signal thread: {err}"))?;
     Ok(rx)
+}
+
+/// What the registration says about the device (the orchestrator shows it).
+fn host_metadata() -> serde_json::Map<String, serde_json::Value> {
+    let mut metadata = serde_json::Map::new();
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        metadata.insert("host".into(), host.trim().into());
+    }
+    metadata.insert("arch".into(), std::env::consts::ARCH.into());
+    metadata
 }

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::launcher::{LaunchContext, Launcher, ModuleEvent, StopFlag};
 use crate::mqtt::{MqttEvent, Session};
 use crate::outbox::Outbox;
-use crate::protocol::{ChildStats, FileType, Inbound, ModuleRequest, Protocol};
+use crate::protocol::{ChildStats, FileType, Inbound, ModuleRequest, Protocol, ProtocolError};
 use crate::stats::{CpuMeter, ModuleStats};
 
 use modules::{Lookup, ModuleEntry, Phase, Registry};
@@ -250,7 +250,11 @@ impl Supervisor {
             Inbound::Stdin { module_uuid, data } => self.stdin(&module_uuid, data),
             Inbound::Invalid { object_id, error } => {
                 warn!("rejected message on '{topic}': {error}");
-                self.reply_error(object_id.as_deref(), &error.to_string(), &quote(payload));
+                let data = match &error {
+                    ProtocolError::NotJson(_) => quote(payload),
+                    other => other.offending_value(),
+                };
+                self.reply_error(object_id.as_deref(), &error.to_string(), &data);
             }
         }
     }
@@ -263,7 +267,7 @@ impl Supervisor {
         let uuid = request.uuid.clone();
         if self.registry.contains(&uuid) {
             info!("module '{uuid}' ('{}') already runs, create ignored", request.name);
-            let module = module_ref(&request);
+            let module = request.module_ref();
             let ok = self
                 .protocol
                 .response_ok(&object_id, "create", &module, request.raw.clone());
@@ -303,7 +307,7 @@ impl Supervisor {
         if !self.launchers.contains_key(&request.filetype) {
             return Err(format!(
                 "filetype '{}' is not supported by runtime '{}'",
-                filetype_code(request.filetype),
+                request.filetype.as_str(),
                 self.settings.runtime_name
             ));
         }
@@ -311,7 +315,7 @@ impl Supervisor {
     }
 
     fn launch(&mut self, create_id: String, request: ModuleRequest) -> Result<(), String> {
-        let module = module_ref(&request);
+        let module = request.module_ref();
         let launcher = self
             .launchers
             .get(&request.filetype)
@@ -358,6 +362,12 @@ impl Supervisor {
     fn delete(&mut self, object_id: String, target: &str) {
         let uuid = match self.registry.lookup(target) {
             Lookup::Found(uuid) => uuid,
+            Lookup::NotFound if self.protocol.control_is_shared() => {
+                // On a control topic shared by every runtime, deletes of modules that
+                // run elsewhere arrive here too: not ours to answer.
+                debug!("delete of module '{target}' that does not run here");
+                return;
+            }
             Lookup::NotFound => {
                 warn!("delete of unknown module '{target}'");
                 let desc = format!("no module '{target}' on this runtime");
@@ -507,22 +517,6 @@ impl Supervisor {
         }
         self.session.shutdown(SHUTDOWN_PUBLISH_GRACE);
         info!("runtime stopped");
-    }
-}
-
-fn module_ref(request: &ModuleRequest) -> crate::protocol::ModuleRef {
-    crate::protocol::ModuleRef {
-        uuid: request.uuid.clone(),
-        name: request.name.clone(),
-        namespace: request.namespace.clone(),
-        scene: request.scene.clone(),
-    }
-}
-
-fn filetype_code(filetype: FileType) -> &'static str {
-    match filetype {
-        FileType::Wasm => "WA",
-        FileType::Python => "PY",
     }
 }
 

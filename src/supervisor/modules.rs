@@ -45,12 +45,7 @@ pub struct ModuleEntry {
 
 impl ModuleEntry {
     pub fn module_ref(&self) -> ModuleRef {
-        ModuleRef {
-            uuid: self.request.uuid.clone(),
-            name: self.request.name.clone(),
-            namespace: self.request.namespace.clone(),
-            scene: self.request.scene.clone(),
-        }
+        self.request.module_ref()
     }
 
     /// Raise the stop flag and close stdin; the launcher does the rest.
