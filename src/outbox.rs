@@ -325,7 +325,10 @@ impl ModuleQueue {
         if count == 0 {
             return;
         }
-        log::warn!("output on '{}': suppressed {count} bytes", self.topics[stream]);
+        log::warn!(
+            "output on '{}': suppressed {count} bytes",
+            self.topics[stream]
+        );
         let notice = format!("[sideload] suppressed {count} bytes of output\n").into_bytes();
         state.buffered += notice.len();
         state.lines.push_back((stream, notice));
@@ -394,7 +397,9 @@ fn wake(sender: &Sender<()>) {
 /// Locks, recovering the data if a thread panicked while holding the lock: queues
 /// stay consistent between statements, and output must keep flowing.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -463,8 +468,14 @@ mod tests {
 
         let items = drain(&mut receiver);
 
-        let topics: Vec<_> = items.iter().map(|(t, p, _)| (t.as_str(), p.as_str())).collect();
-        assert_eq!(topics, vec![("out", "1\n"), ("err", "2\n"), ("out", "3\n4\n")]);
+        let topics: Vec<_> = items
+            .iter()
+            .map(|(t, p, _)| (t.as_str(), p.as_str()))
+            .collect();
+        assert_eq!(
+            topics,
+            vec![("out", "1\n"), ("err", "2\n"), ("out", "3\n4\n")]
+        );
     }
 
     #[test]
@@ -475,7 +486,10 @@ mod tests {
             out.write_all(line.as_bytes()).unwrap();
         }
 
-        let payloads: Vec<_> = drain(&mut receiver).into_iter().map(|(_, p, _)| p).collect();
+        let payloads: Vec<_> = drain(&mut receiver)
+            .into_iter()
+            .map(|(_, p, _)| p)
+            .collect();
 
         assert_eq!(payloads, vec!["aaaa\nbbbb\n", "cccc\n"]);
     }

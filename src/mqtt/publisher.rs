@@ -67,7 +67,11 @@ impl Publisher {
             // so this means settings that contradict each other.
             log::error!(
                 "dropping {} on '{}': {size} bytes exceed mqtt.max_packet_bytes ({})",
-                if control { "control message" } else { "module output" },
+                if control {
+                    "control message"
+                } else {
+                    "module output"
+                },
                 message.topic,
                 self.max_packet
             );

@@ -283,7 +283,10 @@ impl Pump {
             jitter(),
         );
         log::debug!("reconnecting in {delay:?}");
-        matches!(self.stop.recv_timeout(delay), Err(RecvTimeoutError::Timeout))
+        matches!(
+            self.stop.recv_timeout(delay),
+            Err(RecvTimeoutError::Timeout)
+        )
     }
 
     fn report(&self, event: MqttEvent) {
@@ -340,7 +343,10 @@ mod tests {
     fn backoff_jitter_stays_between_the_minimum_and_the_ceiling() {
         for n in 1..20 {
             let delay = backoff_delay(0.5, 30.0, n, jitter()).as_secs_f64();
-            assert!((0.5..=30.0).contains(&delay), "delay {delay} after {n} failures");
+            assert!(
+                (0.5..=30.0).contains(&delay),
+                "delay {delay} after {n} failures"
+            );
         }
         assert_eq!(backoff_delay(1.0, 8.0, 4, 0.0), Duration::from_secs(4));
     }

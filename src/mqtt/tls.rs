@@ -42,9 +42,7 @@ pub(super) fn client_config(settings: &MqttSettings) -> Result<ClientConfig, Mqt
         Some(path) => roots_from_ca_file(path)?,
         None => system_roots()?,
     };
-    Ok(builder
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 fn roots_from_ca_file(path: &std::path::Path) -> Result<RootCertStore, MqttError> {
@@ -55,8 +53,7 @@ fn roots_from_ca_file(path: &std::path::Path) -> Result<RootCertStore, MqttError
     };
 
     let mut roots = RootCertStore::empty();
-    let certificates =
-        CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))?;
+    let certificates = CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))?;
     for certificate in certificates {
         let certificate = certificate.map_err(|e| ca_error(e.to_string()))?;
         roots
