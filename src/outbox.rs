@@ -127,11 +127,6 @@ impl OutboxReceiver {
         }
     }
 
-    /// Whether no control message is waiting.
-    pub fn control_is_empty(&self) -> bool {
-        lock(&self.inner.control).is_empty()
-    }
-
     /// Drop module output written from now on (shutdown: what is queued stays).
     pub fn seal_output(&self) {
         self.inner.sealed.store(true, Ordering::SeqCst);

@@ -190,17 +190,20 @@ impl Session {
     /// after the control messages while time remains.
     pub fn shutdown(mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        self.link.lock().draining = Some(deadline);
+        // The last part of the time is kept for the DISCONNECT: without it the broker
+        // would publish our last will.
+        let drained_by = deadline - (timeout / 4).min(Duration::from_millis(500));
+        self.link.lock().draining = Some(drained_by);
         self.link.changed.notify_all();
         self.stop_publisher.take();
 
         if let Some(publisher) = self.publisher.take() {
-            if !publisher.join_until(deadline) {
+            if !publisher.join_until(drained_by) {
                 log::warn!("mqtt publisher did not finish before the shutdown timeout");
             }
         }
 
-        let unacked = self.link.wait_for_acks(deadline);
+        let unacked = self.link.wait_for_acks(drained_by);
         if unacked > 0 {
             log::warn!("disconnecting with {unacked} control messages not acknowledged");
         }

@@ -27,13 +27,25 @@ impl Broker {
     }
 
     fn start_on(port: u16) -> Broker {
-        let dir = tempfile::tempdir().unwrap();
+        Broker::start_with(port, tempfile::tempdir().unwrap(), "")
+    }
+
+    /// A TLS listener with the certificates of `make_certificates` in `dir`.
+    fn start_tls(dir: tempfile::TempDir) -> Broker {
+        let files = dir.path().display().to_string();
+        let tls = format!(
+            "cafile {files}/ca.pem\ncertfile {files}/server.pem\nkeyfile {files}/server.key\n"
+        );
+        Broker::start_with(free_port(), dir, &tls)
+    }
+
+    fn start_with(port: u16, dir: tempfile::TempDir, extra: &str) -> Broker {
         let config = dir.path().join("mosquitto.conf");
         std::fs::write(
             &config,
             format!(
                 "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n\
-                 set_tcp_nodelay true\npersistence false\nlog_dest stderr\n"
+                 set_tcp_nodelay true\npersistence false\nlog_dest stderr\n{extra}"
             ),
         )
         .unwrap();
@@ -431,4 +443,121 @@ fn a_missing_ca_file_is_reported_with_its_path() {
         error.to_string().contains("'/nonexistent/ca.pem'"),
         "{error}"
     );
+}
+
+/// A CA (`ca.pem`) and a server certificate for `localhost` signed by it.
+fn make_certificates() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ],
+    ];
+    for args in steps {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl {args:?}");
+    }
+    dir
+}
+
+#[test]
+fn tls_connection_trusts_the_ca_file() {
+    let certificates = make_certificates();
+    let ca_file = certificates.path().join("ca.pem");
+    let broker = Broker::start_tls(certificates);
+    let tls = MqttSettings {
+        host: "localhost".into(),
+        ssl: true,
+        ca_file: Some(ca_file),
+        ..settings(broker.port)
+    };
+    let (session, _outbox, events) = start(tls, &["t/in"]);
+
+    connected(&events);
+    session.shutdown(WAIT);
+}
+
+#[test]
+fn tls_connection_refuses_a_certificate_from_an_unknown_ca() {
+    let broker = Broker::start_tls(make_certificates());
+    let other_ca = make_certificates();
+    let tls = MqttSettings {
+        host: "localhost".into(),
+        ssl: true,
+        ca_file: Some(other_ca.path().join("ca.pem")),
+        ..settings(broker.port)
+    };
+    let (session, _outbox, events) = start(tls, &["t/in"]);
+
+    let event = await_event(&events, |_| true);
+
+    assert!(matches!(event, MqttEvent::Disconnected { reason } if reason.contains("certificate")));
+    session.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn insecure_tls_accepts_any_certificate() {
+    let broker = Broker::start_tls(make_certificates());
+    let tls = MqttSettings {
+        host: "localhost".into(),
+        ssl: true,
+        insecure: true,
+        ..settings(broker.port)
+    };
+    let (session, _outbox, events) = start(tls, &["t/in"]);
+
+    connected(&events);
+    session.shutdown(WAIT);
 }
