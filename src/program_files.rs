@@ -10,6 +10,8 @@ use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::RepositorySettings;
+
 /// Where program files come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Store {
@@ -26,6 +28,20 @@ pub struct FetchLimits {
     pub timeout: Duration,
     /// Largest program file accepted, in bytes.
     pub max_file_bytes: u64,
+}
+
+impl From<&RepositorySettings> for FetchLimits {
+    /// `repository.timeout_sec` (30 s when not a usable number) and
+    /// `repository.max_file_bytes`.
+    fn from(settings: &RepositorySettings) -> Self {
+        FetchLimits {
+            timeout: Duration::try_from_secs_f64(settings.timeout_sec)
+                .ok()
+                .filter(|timeout| !timeout.is_zero())
+                .unwrap_or(Duration::from_secs(30)),
+            max_file_bytes: settings.max_file_bytes,
+        }
+    }
 }
 
 /// Why a program file could not be fetched; the text goes to the orchestrator.
@@ -136,7 +152,12 @@ fn copy_from_folder(
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return Err(FetchError::NotFound(shown));
         }
-        Err(source) => return Err(FetchError::Read { file: shown, source }),
+        Err(source) => {
+            return Err(FetchError::Read {
+                file: shown,
+                source,
+            })
+        }
     };
     if !source.starts_with(&root) {
         return Err(FetchError::UnsafeName(shown));
@@ -202,11 +223,9 @@ fn download(
             return Err(too_large(&shown, size, limits.max_file_bytes));
         }
     }
-    copy_bounded(body.into_reader(), &shown, temp, limits.max_file_bytes).map_err(|err| {
-        match err {
-            FetchError::Read { source, .. } => http_error(source.to_string()),
-            other => other,
-        }
+    copy_bounded(body.into_reader(), &shown, temp, limits.max_file_bytes).map_err(|err| match err {
+        FetchError::Read { source, .. } => http_error(source.to_string()),
+        other => other,
     })
 }
 
@@ -410,6 +429,24 @@ mod tests {
     }
 
     #[test]
+    fn fetch_limits_come_from_the_repository_settings() {
+        let mut settings = RepositorySettings {
+            url: "file://programs".into(),
+            timeout_sec: 2.5,
+            max_file_bytes: 1234,
+        };
+        let limits = FetchLimits::from(&settings);
+        assert_eq!(limits.timeout, Duration::from_millis(2500));
+        assert_eq!(limits.max_file_bytes, 1234);
+
+        settings.timeout_sec = -1.0;
+        assert_eq!(
+            FetchLimits::from(&settings).timeout,
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
     fn sizes_read_in_megabytes_from_one_megabyte_up() {
         assert_eq!(human_size(70 * 1024 * 1024), "70 MB");
         assert_eq!(human_size(64 * 1024 * 1024), "64 MB");
@@ -428,7 +465,10 @@ mod tests {
                 answer(request);
             }
         });
-        (Store::Http(format!("http://127.0.0.1:{port}/store/")), handle)
+        (
+            Store::Http(format!("http://127.0.0.1:{port}/store/")),
+            handle,
+        )
     }
 
     #[test]
@@ -442,8 +482,8 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let path = fetch_program(&store, "apps", "my prog.wasm", dest.path(), &limits(1024))
-            .unwrap();
+        let path =
+            fetch_program(&store, "apps", "my prog.wasm", dest.path(), &limits(1024)).unwrap();
         server.join().unwrap();
 
         assert_eq!(seen_rx.recv().unwrap(), "/store/apps/my%20prog.wasm");
@@ -496,13 +536,8 @@ mod tests {
     fn http_store_refuses_a_streamed_body_without_length_over_the_limit() {
         let (store, server) = http_store(|request| {
             let body = io::Cursor::new(vec![7u8; 4096]);
-            let response = tiny_http::Response::new(
-                tiny_http::StatusCode(200),
-                Vec::new(),
-                body,
-                None,
-                None,
-            );
+            let response =
+                tiny_http::Response::new(tiny_http::StatusCode(200), Vec::new(), body, None, None);
             let _ = request.respond(response);
         });
         let dest = tempfile::tempdir().unwrap();
@@ -537,7 +572,10 @@ mod tests {
         server.join().unwrap();
 
         let text = err.to_string();
-        assert!(text.starts_with("cannot fetch 'http://127.0.0.1:"), "{text}");
+        assert!(
+            text.starts_with("cannot fetch 'http://127.0.0.1:"),
+            "{text}"
+        );
         assert!(text.contains("timeout"), "{text}");
         assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
     }
