@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use wasmi::{
-    Config, Engine, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc,
-    TypedResumableCall,
+    CompilationMode, Config, Engine, Linker, Memory, Module, Store, StoreLimits,
+    StoreLimitsBuilder, TypedFunc, TypedResumableCall,
 };
 use wasmi_wasi::sync::{ambient_authority, Dir};
 use wasmi_wasi::wasi_common::table::Table;
@@ -166,6 +166,9 @@ pub fn prepare(
 
     let mut config = Config::default();
     config.consume_fuel(true);
+    // Lazy translation charges a function's compilation to the fuel of its first
+    // call and fails (not pauses) when the slice cannot pay for it; compile up front.
+    config.compilation_mode(CompilationMode::Eager);
     let engine = Engine::new(&config);
     let module = Module::new(&engine, module_bytes).map_err(|err| WasmError::Invalid {
         file: file.clone(),

@@ -674,3 +674,22 @@ fn launcher_reports_invalid_webassembly_as_failed() {
     }
     assert!(!launch.work_dir.exists());
 }
+
+#[test]
+fn large_functions_run_even_with_small_fuel_slices() {
+    // Lazily compiled functions would be charged their translation on first call,
+    // more than one slice holds, which wasmi reports as an error, not as a pause.
+    let nops = "nop ".repeat(20_000);
+    let module = program(&format!(
+        r#"(func $big {nops})
+        (func (export "_start") (call $big) (call $proc_exit (i32.const 9)))"#
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.fuel_slice = 1_000;
+    let (_keep, stdin) = unbounded();
+
+    let run = run_with(&module, opts, stdin);
+
+    assert_eq!(run.exit.unwrap(), WasmExit::Exited(9));
+}
