@@ -1,4 +1,598 @@
 //! Program files: fetching a module's program from the store (`http://`, `https://`,
-//! `file://`) into its work folder, refusing names that leave either.
+//! `file://`) into its work folder, refusing names that leave either, files that are
+//! too large and servers that stall.
 //!
-//! CONTRACT (skeleton): filled in by the wasm work.
+//! Not for: deciding where the store is (`config`) or running the program
+//! (launchers).
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::RepositorySettings;
+
+/// Where program files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// Base URL of an HTTP(S) store, e.g. `http://host:8000/store`.
+    Http(String),
+    /// A local folder (from a `file://` URL).
+    File(PathBuf),
+}
+
+/// Bounds on one fetch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FetchLimits {
+    /// Connecting, each read and the whole HTTP fetch must each finish within this.
+    pub timeout: Duration,
+    /// Largest program file accepted, in bytes.
+    pub max_file_bytes: u64,
+}
+
+impl From<&RepositorySettings> for FetchLimits {
+    /// `repository.timeout_sec` (30 s when not a usable number) and
+    /// `repository.max_file_bytes`.
+    fn from(settings: &RepositorySettings) -> Self {
+        FetchLimits {
+            timeout: Duration::try_from_secs_f64(settings.timeout_sec)
+                .ok()
+                .filter(|timeout| !timeout.is_zero())
+                .unwrap_or(Duration::from_secs(30)),
+            max_file_bytes: settings.max_file_bytes,
+        }
+    }
+}
+
+/// Why a program file could not be fetched; the text goes to the orchestrator.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("file name '{0}' leaves the program store")]
+    UnsafeName(String),
+    #[error("program store '{0}' is not a readable folder")]
+    StoreMissing(String),
+    #[error("program file '{0}' not found in the store")]
+    NotFound(String),
+    #[error("program file '{0}' is not a regular file")]
+    NotRegularFile(String),
+    #[error("program file '{file}' is {size}, over the limit of {limit}")]
+    TooLarge {
+        file: String,
+        size: String,
+        limit: String,
+    },
+    #[error("program file '{file}' is over the limit of {limit}")]
+    TooLargeStreamed { file: String, limit: String },
+    #[error("cannot fetch '{url}': {reason}")]
+    Http { url: String, reason: String },
+    #[error("cannot read program file '{file}': {source}")]
+    Read { file: String, source: io::Error },
+    #[error("cannot write program file into '{dir}': {source}")]
+    Write { dir: String, source: io::Error },
+}
+
+/// Fetch `location/file` from `store` into `dest_dir` and return the path of the
+/// copy (`dest_dir/<last part of file>`). The copy appears only once complete.
+pub fn fetch_program(
+    store: &Store,
+    location: &str,
+    file: &str,
+    dest_dir: &Path,
+    limits: &FetchLimits,
+) -> Result<PathBuf, FetchError> {
+    let relative = store_relative_path(location, file)?;
+    let file_name = relative
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| FetchError::UnsafeName(file.to_string()))?;
+    let dest = dest_dir.join(&file_name);
+    let temp = dest_dir.join(format!(".{file_name}.part"));
+
+    let result = match store {
+        Store::File(folder) => copy_from_folder(folder, &relative, &temp, limits),
+        Store::Http(base) => download(base, &relative, &temp, limits),
+    }
+    .and_then(|()| {
+        fs::rename(&temp, &dest).map_err(|source| FetchError::Write {
+            dir: dest_dir.display().to_string(),
+            source,
+        })
+    });
+
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result.map(|()| dest)
+}
+
+/// Checks one name from a request: relative, no `..`, no backslash, no NUL.
+/// `allow_empty` admits "" (an empty location means the store's top folder).
+pub fn is_safe_relative(name: &str, allow_empty: bool) -> bool {
+    if name.is_empty() {
+        return allow_empty;
+    }
+    if name.contains('\\') || name.contains('\0') || name.starts_with('/') {
+        return false;
+    }
+    Path::new(name)
+        .components()
+        .all(|part| matches!(part, Component::Normal(_) | Component::CurDir))
+}
+
+fn store_relative_path(location: &str, file: &str) -> Result<PathBuf, FetchError> {
+    if !is_safe_relative(location, true) {
+        return Err(FetchError::UnsafeName(location.to_string()));
+    }
+    if !is_safe_relative(file, false) || file.ends_with('/') {
+        return Err(FetchError::UnsafeName(file.to_string()));
+    }
+    let relative: PathBuf = Path::new(location)
+        .join(file)
+        .components()
+        .filter(|part| matches!(part, Component::Normal(_)))
+        .collect();
+    if relative.as_os_str().is_empty() {
+        return Err(FetchError::UnsafeName(file.to_string()));
+    }
+    Ok(relative)
+}
+
+fn copy_from_folder(
+    folder: &Path,
+    relative: &Path,
+    temp: &Path,
+    limits: &FetchLimits,
+) -> Result<(), FetchError> {
+    let shown = relative.display().to_string();
+    let root = folder
+        .canonicalize()
+        .map_err(|_| FetchError::StoreMissing(folder.display().to_string()))?;
+    let source = match root.join(relative).canonicalize() {
+        Ok(path) => path,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(FetchError::NotFound(shown));
+        }
+        Err(source) => {
+            return Err(FetchError::Read {
+                file: shown,
+                source,
+            })
+        }
+    };
+    if !source.starts_with(&root) {
+        return Err(FetchError::UnsafeName(shown));
+    }
+
+    let input = File::open(&source).map_err(|source| FetchError::Read {
+        file: shown.clone(),
+        source,
+    })?;
+    let meta = input.metadata().map_err(|source| FetchError::Read {
+        file: shown.clone(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(FetchError::NotRegularFile(shown));
+    }
+    if meta.len() > limits.max_file_bytes {
+        return Err(too_large(&shown, meta.len(), limits.max_file_bytes));
+    }
+    copy_bounded(input, &shown, temp, limits.max_file_bytes)
+}
+
+fn download(
+    base: &str,
+    relative: &Path,
+    temp: &Path,
+    limits: &FetchLimits,
+) -> Result<(), FetchError> {
+    let shown = relative.display().to_string();
+    let url = format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        percent_encode_path(&relative.to_string_lossy())
+    );
+    let http_error = |reason: String| FetchError::Http {
+        url: url.clone(),
+        reason,
+    };
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(limits.timeout))
+        .timeout_per_read(Some(limits.timeout))
+        .timeout_global(Some(limits.timeout))
+        .build()
+        .into();
+    let response = agent
+        .get(&url)
+        .call()
+        .map_err(|err| http_error(err.to_string()))?;
+
+    let status = response.status();
+    if !status.is_success() {
+        let reason = match status.canonical_reason() {
+            Some(text) => format!("{} {}", status.as_u16(), text),
+            None => status.as_u16().to_string(),
+        };
+        return Err(http_error(reason));
+    }
+    let body = response.into_body();
+    if let Some(size) = body.content_length() {
+        if size > limits.max_file_bytes {
+            return Err(too_large(&shown, size, limits.max_file_bytes));
+        }
+    }
+    copy_bounded(body.into_reader(), &shown, temp, limits.max_file_bytes).map_err(|err| match err {
+        FetchError::Read { source, .. } => http_error(source.to_string()),
+        other => other,
+    })
+}
+
+/// Copies at most `max` bytes of `input` into a new file at `temp`.
+fn copy_bounded(input: impl Read, shown: &str, temp: &Path, max: u64) -> Result<(), FetchError> {
+    let write_error = |source| FetchError::Write {
+        dir: temp
+            .parent()
+            .map(|dir| dir.display().to_string())
+            .unwrap_or_default(),
+        source,
+    };
+    let mut output = File::create(temp).map_err(write_error)?;
+    let mut limited = input.take(max.saturating_add(1));
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut copied: u64 = 0;
+    loop {
+        let n = match limited.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(FetchError::Read {
+                    file: shown.to_string(),
+                    source,
+                })
+            }
+        };
+        copied += n as u64;
+        if copied > max {
+            return Err(FetchError::TooLargeStreamed {
+                file: shown.to_string(),
+                limit: human_size(max),
+            });
+        }
+        output.write_all(&buf[..n]).map_err(write_error)?;
+    }
+    output.sync_all().map_err(write_error)
+}
+
+fn too_large(file: &str, size: u64, limit: u64) -> FetchError {
+    FetchError::TooLarge {
+        file: file.to_string(),
+        size: human_size(size),
+        limit: human_size(limit),
+    }
+}
+
+/// `70 MB` for sizes of a megabyte and more, `1000 bytes` below.
+fn human_size(bytes: u64) -> String {
+    const MB: u64 = 1024 * 1024;
+    if bytes < MB {
+        format!("{bytes} bytes")
+    } else if bytes % MB == 0 || bytes >= 10 * MB {
+        format!("{} MB", (bytes + MB / 2) / MB)
+    } else {
+        format!("{:.1} MB", bytes as f64 / MB as f64)
+    }
+}
+
+fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Instant;
+
+    fn limits(max_file_bytes: u64) -> FetchLimits {
+        FetchLimits {
+            timeout: Duration::from_secs(5),
+            max_file_bytes,
+        }
+    }
+
+    struct FileStore {
+        store: tempfile::TempDir,
+        dest: tempfile::TempDir,
+    }
+
+    fn file_store() -> FileStore {
+        let store = tempfile::tempdir().unwrap();
+        fs::create_dir_all(store.path().join("apps")).unwrap();
+        fs::write(store.path().join("apps/hello.wasm"), b"\0asm program").unwrap();
+        FileStore {
+            store,
+            dest: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    impl FileStore {
+        fn fetch(&self, location: &str, file: &str, max: u64) -> Result<PathBuf, FetchError> {
+            let store = Store::File(self.store.path().to_path_buf());
+            fetch_program(&store, location, file, self.dest.path(), &limits(max))
+        }
+
+        fn dest_is_empty(&self) -> bool {
+            fs::read_dir(self.dest.path()).unwrap().next().is_none()
+        }
+    }
+
+    #[test]
+    fn file_store_copies_the_program_into_the_work_folder() {
+        let fixture = file_store();
+        let path = fixture.fetch("apps", "hello.wasm", 1024).unwrap();
+        assert_eq!(path, fixture.dest.path().join("hello.wasm"));
+        assert_eq!(fs::read(&path).unwrap(), b"\0asm program");
+    }
+
+    #[test]
+    fn file_store_accepts_a_file_path_with_folders_and_no_location() {
+        let fixture = file_store();
+        let path = fixture.fetch("", "apps/hello.wasm", 1024).unwrap();
+        assert_eq!(path, fixture.dest.path().join("hello.wasm"));
+    }
+
+    #[test]
+    fn file_store_refuses_dot_dot_absolute_backslash_and_nul_names() {
+        let fixture = file_store();
+        for (location, file) in [
+            ("apps", "../apps/hello.wasm"),
+            ("..", "hello.wasm"),
+            ("", "/etc/passwd"),
+            ("/etc", "passwd"),
+            ("apps", "..\\hello.wasm"),
+            ("apps", "hello\0.wasm"),
+            ("apps", ""),
+        ] {
+            let err = fixture.fetch(location, file, 1024).unwrap_err();
+            assert!(
+                matches!(err, FetchError::UnsafeName(_)),
+                "{location}/{file}: {err}"
+            );
+        }
+        assert!(fixture.dest_is_empty());
+    }
+
+    #[test]
+    fn file_store_refuses_a_symlink_leaving_the_store() {
+        let fixture = file_store();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.wasm"), b"secret").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.wasm"),
+            fixture.store.path().join("apps/link.wasm"),
+        )
+        .unwrap();
+
+        let err = fixture.fetch("apps", "link.wasm", 1024).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "file name 'apps/link.wasm' leaves the program store"
+        );
+        assert!(fixture.dest_is_empty());
+    }
+
+    #[test]
+    fn file_store_follows_a_symlink_that_stays_inside_the_store() {
+        let fixture = file_store();
+        std::os::unix::fs::symlink("hello.wasm", fixture.store.path().join("apps/alias.wasm"))
+            .unwrap();
+        let path = fixture.fetch("apps", "alias.wasm", 1024).unwrap();
+        assert_eq!(fs::read(path).unwrap(), b"\0asm program");
+    }
+
+    #[test]
+    fn file_store_refuses_a_file_over_the_size_limit() {
+        let fixture = file_store();
+        let err = fixture.fetch("apps", "hello.wasm", 4).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "program file 'apps/hello.wasm' is 12 bytes, over the limit of 4 bytes"
+        );
+        assert!(fixture.dest_is_empty());
+    }
+
+    #[test]
+    fn file_store_reports_a_missing_file_and_a_folder_by_name() {
+        let fixture = file_store();
+        let missing = fixture.fetch("apps", "nope.wasm", 1024).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "program file 'apps/nope.wasm' not found in the store"
+        );
+        let folder = fixture.fetch("", "apps", 1024).unwrap_err();
+        assert_eq!(
+            folder.to_string(),
+            "program file 'apps' is not a regular file"
+        );
+    }
+
+    #[test]
+    fn fetch_limits_come_from_the_repository_settings() {
+        let mut settings = RepositorySettings {
+            url: "file://programs".into(),
+            timeout_sec: 2.5,
+            max_file_bytes: 1234,
+        };
+        let limits = FetchLimits::from(&settings);
+        assert_eq!(limits.timeout, Duration::from_millis(2500));
+        assert_eq!(limits.max_file_bytes, 1234);
+
+        settings.timeout_sec = -1.0;
+        assert_eq!(
+            FetchLimits::from(&settings).timeout,
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn sizes_read_in_megabytes_from_one_megabyte_up() {
+        assert_eq!(human_size(70 * 1024 * 1024), "70 MB");
+        assert_eq!(human_size(64 * 1024 * 1024), "64 MB");
+        assert_eq!(human_size(1536 * 1024), "1.5 MB");
+        assert_eq!(human_size(1000), "1000 bytes");
+    }
+
+    /// Serves requests on a local port from a thread; `answer` decides each reply.
+    fn http_store(
+        answer: impl Fn(tiny_http::Request) + Send + 'static,
+    ) -> (Store, thread::JoinHandle<()>) {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let handle = thread::spawn(move || {
+            if let Ok(request) = server.recv() {
+                answer(request);
+            }
+        });
+        (
+            Store::Http(format!("http://127.0.0.1:{port}/store/")),
+            handle,
+        )
+    }
+
+    #[test]
+    fn http_store_downloads_the_program_by_its_url() {
+        let (seen_tx, seen_rx) = mpsc::channel();
+        let (store, server) = http_store(move |request| {
+            seen_tx.send(request.url().to_string()).unwrap();
+            request
+                .respond(tiny_http::Response::from_data(b"\0asm served".to_vec()))
+                .unwrap();
+        });
+        let dest = tempfile::tempdir().unwrap();
+
+        let path =
+            fetch_program(&store, "apps", "my prog.wasm", dest.path(), &limits(1024)).unwrap();
+        server.join().unwrap();
+
+        assert_eq!(seen_rx.recv().unwrap(), "/store/apps/my%20prog.wasm");
+        assert_eq!(path, dest.path().join("my prog.wasm"));
+        assert_eq!(fs::read(path).unwrap(), b"\0asm served");
+    }
+
+    #[test]
+    fn http_store_reports_a_missing_file_with_its_status() {
+        let (store, server) = http_store(|request| {
+            request
+                .respond(tiny_http::Response::from_string("no").with_status_code(404))
+                .unwrap();
+        });
+        let dest = tempfile::tempdir().unwrap();
+
+        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024)).unwrap_err();
+        server.join().unwrap();
+
+        let Store::Http(base) = store else {
+            unreachable!()
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("cannot fetch '{base}x.wasm': 404 Not Found")
+        );
+        assert!(fs::read_dir(dest.path()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn http_store_refuses_a_body_over_the_size_limit() {
+        let (store, server) = http_store(|request| {
+            request
+                .respond(tiny_http::Response::from_data(vec![7u8; 4096]))
+                .unwrap();
+        });
+        let dest = tempfile::tempdir().unwrap();
+
+        let err = fetch_program(&store, "", "big.wasm", dest.path(), &limits(1000)).unwrap_err();
+        server.join().unwrap();
+
+        assert_eq!(
+            err.to_string(),
+            "program file 'big.wasm' is 4096 bytes, over the limit of 1000 bytes"
+        );
+        assert!(fs::read_dir(dest.path()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn http_store_refuses_a_streamed_body_without_length_over_the_limit() {
+        let (store, server) = http_store(|request| {
+            let body = io::Cursor::new(vec![7u8; 4096]);
+            let response =
+                tiny_http::Response::new(tiny_http::StatusCode(200), Vec::new(), body, None, None);
+            let _ = request.respond(response);
+        });
+        let dest = tempfile::tempdir().unwrap();
+
+        let err = fetch_program(&store, "", "big.wasm", dest.path(), &limits(1000)).unwrap_err();
+        server.join().unwrap();
+
+        assert_eq!(
+            err.to_string(),
+            "program file 'big.wasm' is over the limit of 1000 bytes"
+        );
+    }
+
+    #[test]
+    fn http_store_gives_up_on_a_stalled_server_after_the_timeout() {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (store, server) = http_store(move |request| {
+            // Hold the request unanswered until the client has given up.
+            let _ = release_rx.recv();
+            drop(request);
+        });
+        let dest = tempfile::tempdir().unwrap();
+        let short = FetchLimits {
+            timeout: Duration::from_millis(300),
+            max_file_bytes: 1024,
+        };
+
+        let started = Instant::now();
+        let err = fetch_program(&store, "", "slow.wasm", dest.path(), &short).unwrap_err();
+        let elapsed = started.elapsed();
+        release_tx.send(()).unwrap();
+        server.join().unwrap();
+
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cannot fetch 'http://127.0.0.1:"),
+            "{text}"
+        );
+        assert!(text.contains("timeout"), "{text}");
+        assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn http_store_reports_a_refused_connection() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let store = Store::Http(format!("http://127.0.0.1:{port}"));
+        let dest = tempfile::tempdir().unwrap();
+        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot fetch 'http://127.0.0.1:{port}/x.wasm': ")),
+            "{err}"
+        );
+    }
+}

@@ -1,3 +1,260 @@
-//! WebAssembly launcher: runs a WASI preview 1 program in `wasmi`.
+//! WebAssembly launcher: one thread per module that fetches the program file into the
+//! module's work folder, runs it as a WASI preview 1 program in `wasmi`, and reports
+//! `Started`/`Failed`/`Exited`; the work folder is removed however the thread ends.
 //!
-//! CONTRACT (skeleton): filled in by the wasm work.
+//! Not for: the interpreter loop and WASI plumbing (`wasm/runner.rs`, `wasm/host.rs`),
+//! or replies to the orchestrator (the supervisor builds them from the events).
+
+mod host;
+mod runner;
+
+use std::fs;
+use std::io::{self, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+pub use runner::{prepare, run_wasm, PreparedModule, WasmError, WasmExit, WasmRunOptions};
+
+use super::{LaunchContext, Launcher, ModuleEvent, StopFlag};
+use crate::config::WasmSettings;
+use crate::program_files::{fetch_program, FetchLimits, Store};
+use crate::protocol::ModuleRequest;
+use crate::stats::ModuleStats;
+
+/// Runs WebAssembly modules (`filetype` `WA`).
+pub struct WasmLauncher {
+    settings: WasmSettings,
+    store: Store,
+    fetch: FetchLimits,
+}
+
+impl WasmLauncher {
+    /// A launcher taking programs from `store`, with `fetch` bounds and `settings`
+    /// limits for every module.
+    pub fn new(settings: WasmSettings, store: Store, fetch: FetchLimits) -> Self {
+        WasmLauncher {
+            settings,
+            store,
+            fetch,
+        }
+    }
+}
+
+impl Launcher for WasmLauncher {
+    fn launch(&self, context: LaunchContext) -> io::Result<JoinHandle<()>> {
+        let short_uuid: String = context.request.uuid.chars().take(8).collect();
+        let LaunchContext {
+            request,
+            work_dir,
+            output,
+            stdin,
+            events,
+            stop,
+            stats,
+        } = context;
+        let job = ModuleJob {
+            request,
+            work_dir,
+            stdin,
+            events,
+            stop,
+            stats,
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            fetch: self.fetch,
+        };
+        thread::Builder::new()
+            .name(format!("module-{short_uuid}"))
+            .spawn(move || {
+                let stdout = output.stdout();
+                let stderr = output.stderr();
+                run_module(job, stdout, stderr);
+            })
+    }
+}
+
+/// Everything one module thread owns.
+struct ModuleJob {
+    request: ModuleRequest,
+    work_dir: PathBuf,
+    stdin: Receiver<Vec<u8>>,
+    events: Sender<ModuleEvent>,
+    stop: StopFlag,
+    stats: Arc<ModuleStats>,
+    settings: WasmSettings,
+    store: Store,
+    fetch: FetchLimits,
+}
+
+/// The body of a module thread: never panics outward, always sends either `Failed`
+/// or `Started` then `Exited`.
+fn run_module(
+    job: ModuleJob,
+    stdout: impl Write + Send + Sync + 'static,
+    stderr: impl Write + Send + Sync + 'static,
+) {
+    let uuid = job.request.uuid.clone();
+    let events = job.events.clone();
+    let started = AtomicBool::new(false);
+
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        start_and_run(job, stdout, stderr, &started)
+    }));
+
+    if outcome.is_err() {
+        log::error!("module '{uuid}' thread panicked");
+        let event = if started.load(Ordering::SeqCst) {
+            ModuleEvent::Exited {
+                uuid,
+                code: None,
+                reason: "internal error in the runtime".into(),
+            }
+        } else {
+            ModuleEvent::Failed {
+                uuid,
+                error: "internal error in the runtime".into(),
+            }
+        };
+        let _ = events.send(event);
+    }
+}
+
+fn start_and_run(
+    job: ModuleJob,
+    stdout: impl Write + Send + Sync + 'static,
+    stderr: impl Write + Send + Sync + 'static,
+    started: &AtomicBool,
+) {
+    let uuid = job.request.uuid.clone();
+    let name = job.request.name.clone();
+    let fail = |error: String| {
+        log::warn!("module '{name}' ('{uuid}') failed to start: {error}");
+        let _ = job.events.send(ModuleEvent::Failed {
+            uuid: uuid.clone(),
+            error,
+        });
+    };
+
+    let work_dir = match WorkDir::create(&job.work_dir) {
+        Ok(dir) => dir,
+        Err(err) => {
+            return fail(format!(
+                "cannot create module folder '{}': {err}",
+                job.work_dir.display()
+            ))
+        }
+    };
+    let prepared = match fetch_and_prepare(&job, work_dir.path(), stdout, stderr) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            drop(work_dir);
+            return fail(error);
+        }
+    };
+
+    started.store(true, Ordering::SeqCst);
+    log::info!("module '{name}' ('{uuid}') started");
+    let _ = job.events.send(ModuleEvent::Started { uuid: uuid.clone() });
+
+    let exit = prepared.run(&job.stats);
+    drop(work_dir);
+
+    log::info!("module '{name}' ('{uuid}') ended: {exit}");
+    let _ = job.events.send(ModuleEvent::Exited {
+        uuid,
+        code: exit.code(),
+        reason: exit.reason(),
+    });
+}
+
+/// Fetch the program file and compile it with the request's arguments, environment
+/// and folders; the error text is what the orchestrator is told.
+fn fetch_and_prepare(
+    job: &ModuleJob,
+    work_dir: &Path,
+    stdout: impl Write + Send + Sync + 'static,
+    stderr: impl Write + Send + Sync + 'static,
+) -> Result<PreparedModule, String> {
+    let request = &job.request;
+    let program = fetch_program(
+        &job.store,
+        &request.location,
+        &request.file,
+        work_dir,
+        &job.fetch,
+    )
+    .map_err(|err| err.to_string())?;
+    let bytes = fs::read(&program)
+        .map_err(|err| format!("cannot read program file '{}': {err}", program.display()))?;
+
+    let program_name = program
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| request.file.clone());
+    let opts = WasmRunOptions {
+        program_name,
+        args: request.argv.clone(),
+        env: request.env.clone(),
+        dirs: request.dirs.clone(),
+        work_dir: work_dir.to_path_buf(),
+        fuel_slice: job.settings.fuel_slice,
+        max_fuel: job.settings.max_fuel,
+        max_memory_bytes: job.settings.max_memory_bytes,
+        time_limit: time_limit(request),
+    };
+    prepare(&bytes, opts, job.stdin.clone(), stdout, stderr, &job.stop)
+        .map_err(|err| err.to_string())
+}
+
+fn time_limit(request: &ModuleRequest) -> Option<Duration> {
+    let seconds = request.limit_sec?;
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(limit) => Some(limit),
+        Err(_) => {
+            log::warn!(
+                "module '{}' has an unusable time limit '{seconds}', running without one",
+                request.uuid
+            );
+            None
+        }
+    }
+}
+
+/// The module's work folder; removed with everything in it when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// Creates the folder afresh (a leftover from a crash is removed first).
+    fn create(path: &Path) -> io::Result<Self> {
+        match fs::remove_dir_all(path) {
+            Ok(()) => log::warn!("removed leftover module folder '{}'", path.display()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        fs::create_dir_all(path)?;
+        Ok(WorkDir(path.to_path_buf()))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(err) = fs::remove_dir_all(&self.0) {
+            if err.kind() != io::ErrorKind::NotFound {
+                log::error!("cannot remove module folder '{}': {err}", self.0.display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
