@@ -292,14 +292,7 @@ pub enum ConfigError {
     },
 }
 
-/// Where program files come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Store {
-    /// Base url, without a trailing slash.
-    Http(String),
-    /// Folder of the store.
-    File(PathBuf),
-}
+pub use crate::program_files::Store;
 
 /// Which layer set each key (dotted path), for error messages.
 type Origins = BTreeMap<String, String>;

@@ -14,6 +14,7 @@ use sideload::launcher::wasm::WasmLauncher;
 use sideload::launcher::Launcher;
 use sideload::mqtt::{Session, SessionOptions};
 use sideload::outbox::{outbox, OutputEncoding};
+use sideload::program_files::FetchLimits;
 use sideload::protocol::{FileType, Protocol, RuntimeInfo};
 use sideload::supervisor::{self, Parts, Supervisor, SupervisorSettings};
 
@@ -173,7 +174,11 @@ fn run(settings: Settings) -> Result<u8, String> {
     supervisor::prepare_work_root(&work_root)
         .map_err(|err| format!("cannot prepare '{}': {err}", work_root.display()))?;
 
-    let wasm: Arc<dyn Launcher> = Arc::new(WasmLauncher::new(&settings));
+    let wasm: Arc<dyn Launcher> = Arc::new(WasmLauncher::new(
+        settings.launcher.wasm.clone(),
+        settings.repository_base(),
+        FetchLimits::from(&settings.repository),
+    ));
     let launchers = HashMap::from([(FileType::Wasm, wasm)]);
 
     let supervisor = Supervisor::new(Parts {

@@ -151,22 +151,3 @@ mod tests {
         assert_eq!(stats.mem_bytes(), 65_536);
     }
 }
-
-/// Placeholder until the stats work lands.
-pub struct CpuMeter {
-    last_ns: u64,
-    last_at: std::time::Instant,
-}
-
-impl CpuMeter {
-    pub fn new(now: std::time::Instant) -> Self {
-        CpuMeter { last_ns: 0, last_at: now }
-    }
-    pub fn sample(&mut self, cpu_ns: u64, now: std::time::Instant) -> f64 {
-        let wall = now.duration_since(self.last_at).as_nanos() as f64;
-        let used = cpu_ns.saturating_sub(self.last_ns) as f64;
-        self.last_ns = cpu_ns;
-        self.last_at = now;
-        if wall > 0.0 { 100.0 * used / wall } else { 0.0 }
-    }
-}

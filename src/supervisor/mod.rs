@@ -81,10 +81,8 @@ pub struct Supervisor {
 impl Supervisor {
     pub fn new(parts: Parts) -> Self {
         let (module_events_tx, module_events) = crossbeam_channel::unbounded();
-        let registration = Registration::new(
-            parts.settings.reg_attempts,
-            parts.settings.reg_timeout,
-        );
+        let registration =
+            Registration::new(parts.settings.reg_attempts, parts.settings.reg_timeout);
         let ka_interval = parts.settings.ka_interval;
         Supervisor {
             settings: parts.settings,
@@ -137,13 +135,10 @@ impl Supervisor {
 
     fn next_deadline(&self) -> Instant {
         let idle = Instant::now() + Duration::from_secs(3600);
-        [
-            self.registration.deadline(),
-            self.next_keepalive,
-        ]
-        .into_iter()
-        .flatten()
-        .fold(idle, Instant::min)
+        [self.registration.deadline(), self.next_keepalive]
+            .into_iter()
+            .flatten()
+            .fold(idle, Instant::min)
     }
 
     fn on_mqtt_event(&mut self, event: MqttEvent) {
@@ -178,7 +173,10 @@ impl Supervisor {
         match action {
             RegAction::Nothing => {}
             RegAction::Send { object_id, attempt } => {
-                info!("registering as '{}' (attempt {attempt})", self.settings.runtime_name);
+                info!(
+                    "registering as '{}' (attempt {attempt})",
+                    self.settings.runtime_name
+                );
                 self.outbox.control(self.protocol.registration(&object_id));
             }
             RegAction::Registered { ka_interval } => {
@@ -260,13 +258,17 @@ impl Supervisor {
     }
 
     fn reply_error(&self, object_id: Option<&str>, desc: &str, data: &str) {
-        self.outbox.control(self.protocol.error(object_id, desc, data));
+        self.outbox
+            .control(self.protocol.error(object_id, desc, data));
     }
 
     fn create(&mut self, object_id: String, request: ModuleRequest) {
         let uuid = request.uuid.clone();
         if self.registry.contains(&uuid) {
-            info!("module '{uuid}' ('{}') already runs, create ignored", request.name);
+            info!(
+                "module '{uuid}' ('{}') already runs, create ignored",
+                request.name
+            );
             let module = request.module_ref();
             let ok = self
                 .protocol
@@ -351,7 +353,7 @@ impl Supervisor {
             stdin_topic,
             stop,
             stats,
-            cpu: CpuMeter::new(Instant::now()),
+            cpu: CpuMeter::new(0, Instant::now()),
             output,
             thread: Some(thread),
             unanswered_create: None,
@@ -439,7 +441,10 @@ impl Supervisor {
         let Some(mut entry) = self.registry.remove(uuid) else {
             return;
         };
-        error!("module '{uuid}' ('{}') failed to start: {error}", entry.request.name);
+        error!(
+            "module '{uuid}' ('{}') failed to start: {error}",
+            entry.request.name
+        );
         let create_id = match &entry.phase {
             Phase::Starting { create_id } => Some(create_id.clone()),
             _ => entry.unanswered_create.take(),
@@ -453,7 +458,10 @@ impl Supervisor {
         let Some(mut entry) = self.registry.remove(uuid) else {
             return;
         };
-        info!("module '{uuid}' ('{}') exited: {reason}", entry.request.name);
+        info!(
+            "module '{uuid}' ('{}') exited: {reason}",
+            entry.request.name
+        );
         if let Some(create_id) = entry.unanswered_create.take() {
             let desc = format!("module '{uuid}' was deleted before it started");
             self.reply_error(Some(&create_id), &desc, uuid);
@@ -523,9 +531,7 @@ impl Supervisor {
 fn child_stats(entry: &mut ModuleEntry, now: Instant) -> ChildStats {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &entry.stats;
-    let cpu_usage_percent = entry
-        .cpu
-        .sample(stats.cpu_time_ns.load(Relaxed), now);
+    let cpu_usage_percent = entry.cpu.percent(stats.cpu_time_ns.load(Relaxed), now);
     ChildStats {
         uuid: entry.request.uuid.clone(),
         name: entry.request.name.clone(),
@@ -557,7 +563,10 @@ pub fn prepare_work_root(root: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(root)?;
     for entry in std::fs::read_dir(root)? {
         let path = entry?.path();
-        warn!("removing work folder '{}' left by an earlier run", path.display());
+        warn!(
+            "removing work folder '{}' left by an earlier run",
+            path.display()
+        );
         let removed = if path.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {

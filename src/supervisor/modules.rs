@@ -19,7 +19,9 @@ use crate::stats::{CpuMeter, ModuleStats};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
     /// Launched; the create request waits for `Started` or `Failed`.
-    Starting { create_id: String },
+    Starting {
+        create_id: String,
+    },
     Running,
     /// Asked to stop; `delete_id` is the delete request to answer once it exits.
     Stopping {

@@ -31,11 +31,18 @@ pub enum RegState {
 pub enum RegAction {
     Nothing,
     /// Publish a registration request with this `object_id`.
-    Send { object_id: String, attempt: u32 },
+    Send {
+        object_id: String,
+        attempt: u32,
+    },
     /// The orchestrator accepted us; `ka_interval` is its keepalive period, if it gave one.
-    Registered { ka_interval: Option<Duration> },
+    Registered {
+        ka_interval: Option<Duration>,
+    },
     /// Give up (after `attempts` tries).
-    GiveUp { attempts: u32 },
+    GiveUp {
+        attempts: u32,
+    },
 }
 
 pub struct Registration {
@@ -59,10 +66,12 @@ impl Registration {
         }
     }
 
+    #[cfg(test)]
     pub fn state(&self) -> &RegState {
         &self.state
     }
 
+    #[cfg(test)]
     pub fn is_registered(&self) -> bool {
         self.state == RegState::Registered
     }
@@ -93,7 +102,10 @@ impl Registration {
 
     /// A registration reply arrived; only the one for our pending request counts.
     pub fn on_reply(&mut self, object_id: &str, ok: bool, details: &Value) -> RegAction {
-        let RegState::Pending { object_id: ours, .. } = &self.state else {
+        let RegState::Pending {
+            object_id: ours, ..
+        } = &self.state
+        else {
             return RegAction::Nothing;
         };
         if ours != object_id || !ok {
@@ -177,7 +189,10 @@ mod tests {
     fn reply_with_other_object_id_or_error_result_is_ignored() {
         let mut reg = Registration::new(0, Duration::from_secs(5));
         let id = send_id(reg.on_connected(Instant::now()));
-        assert_eq!(reg.on_reply("someone-else", true, &json!({})), RegAction::Nothing);
+        assert_eq!(
+            reg.on_reply("someone-else", true, &json!({})),
+            RegAction::Nothing
+        );
         assert_eq!(reg.on_reply(&id, false, &json!({})), RegAction::Nothing);
         assert!(!reg.is_registered());
     }
@@ -187,7 +202,10 @@ mod tests {
         let start = Instant::now();
         let mut reg = Registration::new(2, Duration::from_secs(5));
         let id = send_id(reg.on_connected(start));
-        assert_eq!(reg.on_timer(start + Duration::from_secs(1)), RegAction::Nothing);
+        assert_eq!(
+            reg.on_timer(start + Duration::from_secs(1)),
+            RegAction::Nothing
+        );
         assert_eq!(send_id(reg.on_timer(start + Duration::from_secs(5))), id);
         assert_eq!(
             reg.on_timer(start + Duration::from_secs(10)),
