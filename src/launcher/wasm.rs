@@ -159,13 +159,13 @@ fn start_and_run(
     };
 
     started.store(true, Ordering::SeqCst);
-    log::info!("module '{name}' ('{uuid}') started");
+    log::debug!("module '{name}' ('{uuid}') running");
     let _ = job.events.send(ModuleEvent::Started { uuid: uuid.clone() });
 
     let exit = prepared.run(&job.stats);
     drop(work_dir);
 
-    log::info!("module '{name}' ('{uuid}') ended: {exit}");
+    log::debug!("module '{name}' ('{uuid}') ended: {exit}");
     let _ = job.events.send(ModuleEvent::Exited {
         uuid,
         code: exit.code(),

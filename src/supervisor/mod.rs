@@ -517,6 +517,12 @@ impl Supervisor {
             if let Some(mut entry) = self.registry.remove(&uuid) {
                 error!("module '{uuid}' did not stop in time; abandoning it");
                 entry.thread = None;
+                let work_dir = self.settings.work_root.join(&uuid);
+                if work_dir.exists() {
+                    if let Err(err) = std::fs::remove_dir_all(&work_dir) {
+                        warn!("cannot remove '{}': {err}", work_dir.display());
+                    }
+                }
                 self.finish(entry, None);
             }
         }

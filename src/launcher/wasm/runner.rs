@@ -31,6 +31,10 @@ use crate::stats::{thread_cpu_time_ns, ModuleStats};
 /// Smallest fuel slice used, whatever the settings say, so a zero does not make the
 /// runner spin on empty slices.
 const MIN_FUEL_SLICE: u64 = 1_000;
+/// Wall time a fuel slice aims at: the stop flag is checked at least this often.
+/// Fuel runs at very different speeds on a Pi, a gateway or in a debug build, so the
+/// slice adapts to the machine; `fuel_slice` is its upper bound.
+const SLICE_TARGET: Duration = Duration::from_millis(20);
 
 /// How to run one program.
 #[derive(Debug, Clone)]
@@ -131,6 +135,8 @@ pub struct PreparedModule {
     interrupt: Arc<Interrupt>,
     outputs: Vec<SharedWriter>,
     fuel_slice: u64,
+    /// Fuel of the next slice, adapted to `SLICE_TARGET`.
+    slice: u64,
     max_fuel: u64,
     time_limit: Option<Duration>,
     cpu_at_start_ns: u64,
@@ -211,6 +217,7 @@ pub fn prepare(
         interrupt,
         outputs: vec![stdout, stderr],
         fuel_slice,
+        slice: (fuel_slice / 100).max(MIN_FUEL_SLICE),
         max_fuel: opts.max_fuel,
         time_limit: opts.time_limit,
         cpu_at_start_ns,
@@ -235,6 +242,7 @@ impl PreparedModule {
         set_fuel(&mut self.store, given);
         self.record(stats, 0);
 
+        let mut slice_started = Instant::now();
         let mut call = self.start.call_resumable(&mut self.store, ());
         let exit = loop {
             burnt += given.saturating_sub(self.store.get_fuel().unwrap_or(0));
@@ -247,11 +255,13 @@ impl PreparedModule {
                     if let Some(why) = self.interrupt.check() {
                         break self.interrupted(why);
                     }
+                    self.adapt_slice(slice_started.elapsed());
                     given = match self.next_slice(burnt, out.required_fuel()) {
                         Some(fuel) => fuel,
                         None => break WasmExit::FuelExhausted(self.max_fuel),
                     };
                     set_fuel(&mut self.store, given);
+                    slice_started = Instant::now();
                     call = out.resume(&mut self.store);
                 }
             }
@@ -265,16 +275,29 @@ impl PreparedModule {
         exit
     }
 
+    /// Scale the slice so that one takes about `SLICE_TARGET` of wall time.
+    fn adapt_slice(&mut self, took: Duration) {
+        let took_ns = took.as_nanos().max(1);
+        let target_ns = SLICE_TARGET.as_nanos();
+        let scaled = u128::from(self.slice) * target_ns / took_ns;
+        // Grow at most fourfold a step: a slice that ran short because the program
+        // blocked in a host call says little about the speed of the machine.
+        let bounded = scaled.min(u128::from(self.slice) * 4);
+        self.slice = u64::try_from(bounded)
+            .unwrap_or(u64::MAX)
+            .clamp(MIN_FUEL_SLICE, self.fuel_slice);
+    }
+
     /// Fuel for the next slice, or none when `max_fuel` is spent.
     fn next_slice(&self, burnt: u64, required: u64) -> Option<u64> {
         if self.max_fuel == 0 {
-            return Some(self.fuel_slice.max(required));
+            return Some(self.slice.max(required));
         }
         let left = self.max_fuel.saturating_sub(burnt);
         if left == 0 || left < required {
             return None;
         }
-        Some(self.fuel_slice.min(left).max(required))
+        Some(self.slice.min(left).max(required))
     }
 
     fn record(&self, stats: &ModuleStats, burnt: u64) {
