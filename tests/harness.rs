@@ -26,9 +26,19 @@ fn broker_round_trips_json_and_raw_payloads_to_the_orchestrator() {
 
     let raw = orch.expect_msg("raw payload", |m| m.topic.ends_with("/raw"), WAIT);
     assert_eq!(raw.text(), "not json");
-    let v = orch.expect("json payload", |t| t == topic, |v| v["object_id"] == "1", WAIT);
+    let v = orch.expect(
+        "json payload",
+        |t| t == topic,
+        |v| v["object_id"] == "1",
+        WAIT,
+    );
     assert_eq!(v["hello"], "world");
-    orch.expect_none("anything else", |_| true, |_| true, Duration::from_millis(200));
+    orch.expect_none(
+        "anything else",
+        |_| true,
+        |_| true,
+        Duration::from_millis(200),
+    );
 }
 
 #[test]
@@ -55,7 +65,11 @@ fn broker_restart_keeps_its_port_and_the_orchestrator_resubscribes() {
     orch.wait_subscribed(WAIT);
 
     orch.publish_raw(&format!("{realm}/after"), "again");
-    let got = orch.expect_msg("message after restart", |m| m.topic.ends_with("/after"), WAIT);
+    let got = orch.expect_msg(
+        "message after restart",
+        |m| m.topic.ends_with("/after"),
+        WAIT,
+    );
     assert_eq!(got.text(), "again");
 }
 
@@ -117,10 +131,12 @@ fn run_limited(
     let start = instance
         .get_typed_func::<(), ()>(&store, "_start")
         .expect("_start");
-    let exit = start.call(&mut store, ()).map_err(|e| match e.i32_exit_status() {
-        Some(code) => format!("exit {code}"),
-        None => format!("trap: {e}"),
-    });
+    let exit = start
+        .call(&mut store, ())
+        .map_err(|e| match e.i32_exit_status() {
+            Some(code) => format!("exit {code}"),
+            None => format!("trap: {e}"),
+        });
     drop(store);
 
     let take = |p: WritePipe<std::io::Cursor<Vec<u8>>>| {
@@ -143,14 +159,22 @@ fn test_programs_behave_as_the_runtime_tests_assume() {
     assert_eq!(err.stderr, "oops on stderr\n");
     assert_eq!(err.stdout, "");
 
-    let args = run(&programs::args_env(), &["prog", "x", "y"], &[("K", "V")], "");
+    let args = run(
+        &programs::args_env(),
+        &["prog", "x", "y"],
+        &[("K", "V")],
+        "",
+    );
     assert_eq!(args.stdout, "prog\nx\ny\nK=V\n");
 
     let echo = run(&programs::echo(), &["echo"], &[], "ping\npong\n");
     assert_eq!(echo.stdout, "ping\npong\n");
     assert_eq!(echo.exit, Ok(()));
 
-    assert_eq!(run(&programs::exit_code(3), &[], &[], "").exit, Err("exit 3".into()));
+    assert_eq!(
+        run(&programs::exit_code(3), &[], &[], "").exit,
+        Err("exit 3".into())
+    );
     assert!(run(&programs::trap(), &[], &[], "")
         .exit
         .is_err_and(|e| e.starts_with("trap")));

@@ -433,7 +433,8 @@ pub struct Orchestrator {
 impl Orchestrator {
     /// Connect and return once the `{realm}/#` subscription is confirmed.
     pub fn connect(broker: &Broker, realm: &str) -> Orchestrator {
-        let mut options = MqttOptions::new(format!("orch-{}", short_id()), "127.0.0.1", broker.port);
+        let mut options =
+            MqttOptions::new(format!("orch-{}", short_id()), "127.0.0.1", broker.port);
         options.set_keep_alive(Duration::from_secs(5));
         options.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
         let (client, mut connection) = Client::new(options, 256);
@@ -490,7 +491,12 @@ impl Orchestrator {
     }
 
     /// Wait for a message satisfying `pred`, first among those already received.
-    pub fn expect_msg(&mut self, what: &str, pred: impl Fn(&Msg) -> bool, timeout: Duration) -> Msg {
+    pub fn expect_msg(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&Msg) -> bool,
+        timeout: Duration,
+    ) -> Msg {
         match self.wait_for(&pred, timeout) {
             Some(msg) => msg,
             None => panic!(
@@ -500,7 +506,7 @@ impl Orchestrator {
         }
     }
 
-    fn wait_for(&mut self, pred: &impl Fn(&Msg) -> bool, timeout: Duration) -> Option<Msg> {
+    pub fn wait_for(&mut self, pred: &impl Fn(&Msg) -> bool, timeout: Duration) -> Option<Msg> {
         if let Some(i) = self.backlog.iter().position(pred) {
             return self.backlog.remove(i);
         }
@@ -645,7 +651,9 @@ fn drive(
 // Message shapes
 
 pub fn str_of<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 pub fn is_registration(v: &Value) -> bool {
@@ -657,7 +665,13 @@ pub fn is_unregistration(v: &Value) -> bool {
 }
 
 /// A module create request in the silverline dialect.
-pub fn create_request(object_id: &str, module_uuid: &str, name: &str, file: &str, args: Value) -> Value {
+pub fn create_request(
+    object_id: &str,
+    module_uuid: &str,
+    name: &str,
+    file: &str,
+    args: Value,
+) -> Value {
     json!({
         "object_id": object_id,
         "action": "create",
@@ -836,7 +850,9 @@ impl Fixture {
         assert_eq!(err["type"], "resp", "error message shape: {err}");
         assert_eq!(err["data"]["result"], "error", "error message shape: {err}");
         assert!(
-            err["data"]["details"]["desc"].as_str().is_some_and(|d| !d.is_empty()),
+            err["data"]["details"]["desc"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
             "error without a desc: {err}"
         );
         err
@@ -857,4 +873,82 @@ impl Fixture {
         let left = self.rt.leftover_module_files(Duration::from_secs(2));
         assert!(left.is_empty(), "files left in state_dir/modules: {left:?}");
     }
+}
+
+impl Fixture {
+    /// Re-send the same create every second until it is answered `ok` (for a runtime
+    /// that gives no sign of being subscribed, as one that does not register).
+    pub fn create_until_ok(&mut self, file: &str, args: Value, timeout: Duration) -> Module {
+        let module = Module {
+            uuid: new_uuid(),
+            name: format!("mod-{}", short_id()),
+            object_id: new_uuid(),
+        };
+        let deadline = Instant::now() + timeout;
+        let topic = self.rt.topics.control();
+        loop {
+            self.create_as(&module, file, args.clone());
+            let pred = |m: &Msg| {
+                m.topic == topic
+                    && m.json().is_some_and(|v| {
+                        v["object_id"] == module.object_id.as_str()
+                            && v["type"] == "resp"
+                            && v["data"]["result"] == "ok"
+                    })
+            };
+            if self.orch.wait_for(&pred, Duration::from_secs(1)).is_some() {
+                return module;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no ok response to a create within {timeout:?}; messages seen:\n{}",
+                    self.orch.history.join("\n")
+                );
+            }
+        }
+    }
+
+    /// Fail if an `ok` response to `object_id` has been received so far.
+    pub fn assert_no_ok_so_far(&mut self, object_id: &str) {
+        let topic = self.rt.topics.control();
+        self.orch.expect_none(
+            &format!("an ok response to '{object_id}'"),
+            |t| t == topic,
+            |v| v["object_id"] == object_id && v["data"]["result"] == "ok",
+            Duration::ZERO,
+        );
+    }
+
+    /// Ask the runtime to shut down through its control topic.
+    pub fn send_runtime_delete(&self) -> String {
+        let object_id = new_uuid();
+        self.send(&json!({
+            "object_id": object_id,
+            "action": "delete",
+            "type": "req",
+            "data": {"type": "runtime", "uuid": self.rt.uuid, "name": self.rt.name}
+        }));
+        object_id
+    }
+
+    pub fn expect_unregistration(&mut self, timeout: Duration) -> Value {
+        let topic = self.rt.topics.reg();
+        let uuid = self.rt.uuid.clone();
+        self.orch.expect(
+            "the unregistration",
+            |t| t == topic,
+            |v| is_unregistration(v) && v["data"]["uuid"] == uuid.as_str(),
+            timeout,
+        )
+    }
+}
+
+/// Lower-cased `desc` and `data` of an error, for checks that it names the problem.
+pub fn error_text(err: &Value) -> String {
+    format!(
+        "{} {}",
+        str_of(err, "/data/details/desc"),
+        err["data"]["details"]["data"]
+    )
+    .to_lowercase()
 }
