@@ -187,3 +187,26 @@ fn test_programs_behave_as_the_runtime_tests_assume() {
     assert!(!programs::not_wasm().starts_with(b"\0asm"));
     assert!(wat::parse_bytes(&programs::spin()).is_ok());
 }
+
+#[test]
+fn non_json_on_a_control_topic_is_flagged_unless_the_orchestrator_sent_it() {
+    let broker = Broker::start();
+    let realm = common::unique_realm();
+    let mut orch = Orchestrator::connect(&broker, &realm);
+    let other = Orchestrator::connect(&broker, &realm);
+    let control = format!("{realm}/proc/control/rt");
+
+    orch.publish_raw(&control, "ours, not json");
+    orch.expect_msg("own echo", |m| m.text() == "ours, not json", WAIT);
+    orch.assert_control_topics_clean();
+
+    other.publish_raw(&control, "");
+    orch.expect_msg("empty payload", |m| m.payload.is_empty(), WAIT);
+    let flagged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        orch.assert_control_topics_clean()
+    }));
+    assert!(
+        flagged.is_err(),
+        "an empty payload from someone else is flagged"
+    );
+}

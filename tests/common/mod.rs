@@ -10,12 +10,13 @@
 
 pub mod programs;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -428,6 +429,10 @@ pub struct Orchestrator {
     rx: Receiver<Incoming>,
     backlog: VecDeque<Msg>,
     history: Vec<String>,
+    /// Payloads this client published, to tell its own echoes from the runtime's.
+    sent: Mutex<HashSet<Vec<u8>>>,
+    /// Payloads on control topics that are not JSON objects and were not sent by us.
+    bad_control: Vec<Msg>,
 }
 
 impl Orchestrator {
@@ -453,6 +458,8 @@ impl Orchestrator {
             rx,
             backlog: VecDeque::new(),
             history: Vec::new(),
+            sent: Mutex::new(HashSet::new()),
+            bad_control: Vec::new(),
         };
         orch.wait_subscribed(WAIT);
         orch
@@ -477,10 +484,24 @@ impl Orchestrator {
             text.push_str("...");
         }
         self.history.push(format!("{} {}", msg.topic, text));
+        let on_control = msg.topic.contains("/proc/control/");
+        let is_object = matches!(msg.json(), Some(Value::Object(_)));
+        let ours = self
+            .sent
+            .lock()
+            .map(|sent| sent.contains(&msg.payload))
+            .unwrap_or(false);
+        if on_control && !is_object && !ours {
+            self.bad_control.push(msg.clone());
+        }
         self.backlog.push_back(msg);
     }
 
     pub fn publish_raw(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        let payload = payload.into();
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.insert(payload.clone());
+        }
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .expect("orchestrator publish");
@@ -585,6 +606,20 @@ impl Orchestrator {
                 ),
             }
         }
+    }
+
+    /// Fail if anyone but this client put an empty or non-JSON-object payload on a
+    /// control topic (one such payload stops the orchestrator's MQTT handling).
+    pub fn assert_control_topics_clean(&self) {
+        let bad: Vec<String> = self
+            .bad_control
+            .iter()
+            .map(|m| format!("'{}': {:?}", m.topic, m.text()))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "non-JSON payloads on control topics: {bad:?}"
+        );
     }
 
     /// Everything received so far (topic and payload, truncated), oldest first.
@@ -872,6 +907,7 @@ impl Fixture {
         self.expect_exited(&m.uuid, WAIT);
         let left = self.rt.leftover_module_files(Duration::from_secs(2));
         assert!(left.is_empty(), "files left in state_dir/modules: {left:?}");
+        self.orch.assert_control_topics_clean();
     }
 }
 
