@@ -425,6 +425,8 @@ enum Incoming {
 /// tests do not depend on the order of messages across topics.
 pub struct Orchestrator {
     pub realm: String,
+    /// Keepalive period given in registration replies (the runtime adopts it).
+    pub ka_interval_sec: f64,
     client: Client,
     rx: Receiver<Incoming>,
     backlog: VecDeque<Msg>,
@@ -454,6 +456,7 @@ impl Orchestrator {
 
         let mut orch = Orchestrator {
             realm: realm.into(),
+            ka_interval_sec: 60.0,
             client,
             rx,
             backlog: VecDeque::new(),
@@ -638,7 +641,7 @@ impl Orchestrator {
                 "details": {
                     "uuid": data["uuid"],
                     "name": data["name"],
-                    "ka_interval_sec": 60,
+                    "ka_interval_sec": self.ka_interval_sec,
                     "status": "A",
                 }
             }
@@ -789,7 +792,11 @@ pub fn start_runtime(options: RuntimeOptions) -> Fixture {
 
 /// Start broker, orchestrator and runtime, answer the registration with `ok`, return.
 pub fn start_registered_runtime(options: RuntimeOptions) -> Fixture {
+    let ka_interval_sec = options.settings["runtime"]["ka_interval_sec"].as_f64();
     let mut fx = start_runtime(options);
+    if let Some(ka) = ka_interval_sec {
+        fx.orch.ka_interval_sec = ka;
+    }
     let req = fx.expect_registration(WAIT);
     fx.orch.register_reply_ok(&req);
     fx
