@@ -693,3 +693,17 @@ fn large_functions_run_even_with_small_fuel_slices() {
 
     assert_eq!(run.exit.unwrap(), WasmExit::Exited(9));
 }
+
+/// Every slice resumes the interpreter; none may leave stack behind (a stack overflow
+/// would abort the whole runtime).
+#[test]
+fn busy_program_survives_thousands_of_fuel_slices() {
+    let module = program(r#"(func (export "_start") (loop $spin (br $spin)))"#);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.fuel_slice = 1_000;
+    opts.max_fuel = 5_000_000;
+    let (_keep, stdin) = unbounded();
+    let run = run_with(&module, opts, stdin);
+    assert!(matches!(run.exit.unwrap(), WasmExit::FuelExhausted(_)));
+}
