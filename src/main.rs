@@ -190,6 +190,7 @@ fn run(settings: Settings) -> Result<u8, String> {
             max_nmodules: settings.runtime.max_nmodules,
             ka_interval: Duration::from_secs_f64(settings.runtime.ka_interval_sec),
             apis: settings.runtime.apis.clone(),
+            pipe_stdout: settings.launcher.pipe_stdout,
             work_root,
         },
         protocol,

@@ -90,8 +90,20 @@ impl Outbox {
 
     /// Open the output queue of one module, with its stdout and stderr topics.
     pub fn module_output(&self, stdout_topic: String, stderr_topic: String) -> ModuleOutput {
+        self.open_module_output([stdout_topic, stderr_topic], false)
+    }
+
+    /// A module output that goes to the runtime's log instead of MQTT
+    /// (`launcher.pipe_stdout: false`); `labels` name the streams in log lines. The
+    /// closing message is still published.
+    pub fn logged_module_output(&self, stdout_label: String, stderr_label: String) -> ModuleOutput {
+        self.open_module_output([stdout_label, stderr_label], true)
+    }
+
+    fn open_module_output(&self, topics: [String; 2], log_only: bool) -> ModuleOutput {
         let queue = Arc::new(ModuleQueue {
-            topics: [stdout_topic, stderr_topic],
+            topics,
+            log_only,
             limits: self.inner.limits.clone(),
             wake: self.inner.wake.clone(),
             sealed: self.inner.sealed.clone(),
@@ -226,6 +238,8 @@ const STDERR: usize = 1;
 struct ModuleQueue {
     /// Indexed by `STDOUT` / `STDERR`.
     topics: [String; 2],
+    /// Lines go to the log, not the queue.
+    log_only: bool,
     limits: OutputSettings,
     wake: Sender<()>,
     sealed: Arc<AtomicBool>,
@@ -297,6 +311,11 @@ impl ModuleQueue {
 
     /// Queue one line within the byte bound, or drop and count it.
     fn push_line(&self, state: &mut ModuleState, stream: usize, line: Vec<u8>) -> bool {
+        if self.log_only {
+            let text = String::from_utf8_lossy(&line);
+            log::info!("{}: {}", self.topics[stream], text.trim_end_matches('\n'));
+            return false;
+        }
         if state.buffered + line.len() > self.limits.max_buffered_bytes {
             if state.suppressed[stream] == 0 {
                 log::warn!(
@@ -450,6 +469,18 @@ mod tests {
                 ("out".into(), "hello\n".into(), false)
             ]
         );
+    }
+
+    #[test]
+    fn logged_output_is_not_published_but_the_exit_notice_is() {
+        let (outbox, mut receiver) = outbox(one_line_batches(), OutputEncoding::Raw);
+        let module = outbox.logged_module_output("stdout".into(), "stderr".into());
+        module.stdout().write_all(b"hello\n").unwrap();
+        module.close_with(message("exited", "{}"));
+
+        let items = drain(&mut receiver);
+
+        assert_eq!(items, vec![("exited".into(), "{}".into(), false)]);
     }
 
     #[test]

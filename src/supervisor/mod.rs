@@ -44,6 +44,8 @@ pub struct SupervisorSettings {
     pub max_nmodules: usize,
     pub ka_interval: Duration,
     pub apis: Vec<String>,
+    /// Publish module output on MQTT (else log it).
+    pub pipe_stdout: bool,
     /// Parent of the module work folders.
     pub work_root: PathBuf,
 }
@@ -326,10 +328,17 @@ impl Supervisor {
         let (stdin_tx, stdin_rx) = crossbeam_channel::bounded(STDIN_QUEUE);
         let stop = StopFlag::default();
         let stats = Arc::new(ModuleStats::default());
-        let output = self.outbox.module_output(
-            self.protocol.stdout_topic(&module),
-            self.protocol.stderr_topic(&module),
-        );
+        let output = if self.settings.pipe_stdout {
+            self.outbox.module_output(
+                self.protocol.stdout_topic(&module),
+                self.protocol.stderr_topic(&module),
+            )
+        } else {
+            self.outbox.logged_module_output(
+                format!("module '{}' stdout", module.uuid),
+                format!("module '{}' stderr", module.uuid),
+            )
+        };
         let stdin_topic = self.protocol.stdin_topic(&module);
         let context = LaunchContext {
             request: request.clone(),
