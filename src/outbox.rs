@@ -480,7 +480,7 @@ mod tests {
 
         let items = drain(&mut receiver);
 
-        assert_eq!(items, vec![("exited".into(), "{}".into(), false)]);
+        assert_eq!(items, vec![("exited".into(), "{}".into(), true)]);
     }
 
     #[test]
