@@ -157,6 +157,8 @@ pub struct RuntimeOptions {
     pub settings: Value,
     pub env: Vec<(String, String)>,
     pub programs: Vec<(String, Vec<u8>)>,
+    /// Written as `.appsettings.yaml` (e.g. a dialect block) when given.
+    pub extra_appsettings: Option<String>,
 }
 
 impl Default for RuntimeOptions {
@@ -165,6 +167,7 @@ impl Default for RuntimeOptions {
             settings: json!({}),
             env: Vec::new(),
             programs: Vec::new(),
+            extra_appsettings: None,
         }
     }
 }
@@ -178,6 +181,12 @@ impl RuntimeOptions {
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Write `yaml` as the runtime's `.appsettings.yaml` (below `settings.yaml`).
+    pub fn appsettings(mut self, yaml: &str) -> Self {
+        self.extra_appsettings = Some(yaml.into());
         self
     }
 
@@ -283,6 +292,10 @@ impl Runtime {
         merge(&mut settings, options.settings);
         let yaml = serde_yaml::to_string(&settings).expect("settings as yaml");
         fs::write(config_dir.join("settings.yaml"), yaml).expect("write settings.yaml");
+        if let Some(appsettings) = &options.extra_appsettings {
+            fs::write(config_dir.join(".appsettings.yaml"), appsettings)
+                .expect("write .appsettings.yaml");
+        }
 
         let log = dir.path().join("sideload.log");
         let out = fs::File::create(&log).expect("runtime log");
