@@ -201,8 +201,17 @@ impl ModuleOutput {
     /// Flush partial lines and queue `last` (the exit notice) after every byte of
     /// output the module wrote, so the notice never overtakes its output.
     pub fn close_with(&self, last: Message) {
+        self.close_queue(Some(last));
+    }
+
+    /// Flush partial lines; nothing more will be written.
+    pub fn close(&self) {
+        self.close_queue(None);
+    }
+
+    fn close_queue(&self, last: Option<Message>) {
         let mut state = lock(&self.queue.state);
-        self.queue.close_locked(&mut state, Some(last));
+        self.queue.close_locked(&mut state, last);
         drop(state);
         wake(&self.queue.wake);
     }

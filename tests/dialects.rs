@@ -581,3 +581,54 @@ fn arena_bad_request_gets_a_bare_error_on_the_runtime_topic() {
         Duration::ZERO,
     );
 }
+
+#[test]
+fn arena_delete_request_is_confirmed_and_not_announced_again_as_a_delete() {
+    let mut fx = arena_registered(60.0);
+    let rt = fx.rt.uuid.clone();
+    let module = new_uuid();
+    let data = arena_create_data(&module, "echo.wasm", &rt);
+    let object_id = arena_send(&fx, &rt, "create", &data);
+    arena_expect_confirmation(&mut fx, &object_id, &module);
+
+    let delete = json!({"type": "module", "uuid": module, "parent": rt});
+    let delete_id = arena_send(&fx, &rt, "delete", &delete);
+    let topic = arena_module_topic(&fx, &module);
+    let ok = fx.orch.expect(
+        "the delete confirmation",
+        |t| t == topic,
+        |v| v["object_id"] == delete_id.as_str() && v["type"] == "resp",
+        WAIT,
+    );
+    assert_eq!(ok["data"]["result"], "ok", "delete confirmation: {ok}");
+
+    // A later module's exit notice marks the point by which any notice for the
+    // deleted module would have been published.
+    let later = new_uuid();
+    let data = arena_create_data(&later, "hello.wasm", &rt);
+    let later_id = arena_send(&fx, &rt, "create", &data);
+    arena_expect_confirmation(&mut fx, &later_id, &later);
+    let later_topic = arena_module_topic(&fx, &later);
+    fx.orch.expect(
+        "the later module's exit notice",
+        |t| t == later_topic,
+        |v| v["action"] == "delete" && v["type"] == "req",
+        WAIT,
+    );
+    let notices: Vec<&String> = fx
+        .orch
+        .history()
+        .iter()
+        .filter(|line| {
+            let Some((line_topic, payload)) = line.split_once(' ') else {
+                return false;
+            };
+            let payload: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+            line_topic == topic && payload["action"] == "delete" && payload["type"] == "req"
+        })
+        .collect();
+    assert!(
+        notices.is_empty(),
+        "a deleted module was announced as deleted again: {notices:?}"
+    );
+}

@@ -311,6 +311,13 @@ impl Protocol {
     /// Whether requests arrive on a topic shared with other runtimes (arena): then a
     /// request is ours only when its `parent` names us, and a module delete may name
     /// a module this runtime never ran (answer nothing rather than an error).
+    /// Whether a module stopped by a delete request still gets an exit notice:
+    /// `exited` notices go out for every exit; arena's `delete` notice only for exits
+    /// nobody asked for (the delete's confirmation already says it).
+    pub fn notifies_deleted_modules(&self) -> bool {
+        self.dialect.exit_notice != "delete"
+    }
+
     pub fn control_is_shared(&self) -> bool {
         topics::is_wildcard(&self.dialect.topics.control)
     }

@@ -493,7 +493,18 @@ impl Supervisor {
                 .response_ok(delete_id, "delete", &module, details);
             self.outbox.control(ok);
         }
-        entry.output.close_with(self.protocol.exited(&module, code));
+        let deleted = matches!(
+            entry.phase,
+            Phase::Stopping {
+                delete_id: Some(_),
+                ..
+            }
+        );
+        if deleted && !self.protocol.notifies_deleted_modules() {
+            entry.output.close();
+        } else {
+            entry.output.close_with(self.protocol.exited(&module, code));
+        }
         self.session.unsubscribe(&entry.stdin_topic);
         if let Some(thread) = entry.thread.take() {
             if thread.join().is_err() {
