@@ -4,21 +4,27 @@
 # mosquitto-clients (mosquitto_pub, mosquitto_sub) and jq (for the end-to-end tests).
 # Safe to run again: it only reports when everything is present.
 #
-# Usage: scripts/setup.sh [--with-wasm-toolchain] [--with-shellcheck]
+# Usage: scripts/setup.sh [--with-wasm-toolchain] [--with-shellcheck] [--only PACKAGE...]
 #   --with-wasm-toolchain  also clang, lld, wasi-libc and the wasm32 compiler runtime,
 #                          to rebuild tests/programs/*.wasm
 #   --with-shellcheck      also shellcheck, to lint the scripts
+#   --only PACKAGE...      just these Debian packages (used by other scripts)
 #
 # Runs as root (as CI does) or through sudo when it is present.
 set -euo pipefail
 
 packages=(mosquitto mosquitto-clients jq)
+if [[ "${1:-}" == --only ]]; then
+    shift
+    packages=("$@")
+    set --
+fi
 for arg in "$@"; do
     case "$arg" in
     --with-wasm-toolchain) packages+=(clang lld wasi-libc libclang-rt-14-dev-wasm32) ;;
     --with-shellcheck) packages+=(shellcheck) ;;
     -h | --help)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
         exit 0
         ;;
     *)
