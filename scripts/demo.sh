@@ -98,7 +98,7 @@ scripts/setup.sh | sed 's/^/    /'
 
 step "2. start a local MQTT broker on 127.0.0.1:$port"
 broker_says="$(PORT="$port" scripts/broker.sh start)"
-sed 's/^/    /' <<<"$broker_says"
+printf '%s\n' "$broker_says" | sed 's/^/    /'
 [[ "$broker_says" == *started ]] && broker_started=yes
 
 if [[ -n "${SIDELOAD_BIN:-}" ]]; then
