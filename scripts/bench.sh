@@ -12,7 +12,8 @@
 # Environment: SIDELOAD_BIN (measure this binary instead of building one).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
 
 cold_build=no
 runs=20
@@ -64,8 +65,8 @@ result binary_size "$(( $(stat -c %s "$stripped") / 1024 ))" KiB "release binary
 rm -f "$stripped"
 
 export SIDELOAD_BIN="$binary"
-# shellcheck source=tests/e2e/lib.sh
-source tests/e2e/lib.sh
+# shellcheck source=../tests/e2e/lib.sh
+source "$root/tests/e2e/lib.sh"
 e2e_start >/dev/null
 
 # registration is answered: let start-up allocations settle before reading memory

@@ -235,9 +235,10 @@ e2e_find() {
 }
 
 # e2e_expect DESCRIPTION [jq options...] FILTER: waits up to $E2E_TIMEOUT seconds for a
-# recorded message for which FILTER yields output; prints that output.
+# recorded message for which FILTER yields output; prints that output. Gives up two
+# seconds after the runtime process ended, if it did (messages still in flight).
 e2e_expect() {
-    local description="$1" match deadline
+    local description="$1" match deadline runtime_gone=no
     shift
     deadline=$((SECONDS + E2E_TIMEOUT))
     while :; do
@@ -247,7 +248,15 @@ e2e_expect() {
             return 0
         fi
         if ((SECONDS >= deadline)); then
+            if [[ "$runtime_gone" == yes ]]; then
+                e2e_fail "no $description; the runtime process has ended"
+            fi
             e2e_fail "no $description within ${E2E_TIMEOUT} s"
+        fi
+        if [[ "$runtime_gone" == no && -n "$E2E_RUNTIME_PID" ]] \
+            && ! kill -0 "$E2E_RUNTIME_PID" 2>/dev/null; then
+            runtime_gone=yes
+            deadline=$((SECONDS + 2 < deadline ? SECONDS + 2 : deadline))
         fi
         sleep 0.1
     done
