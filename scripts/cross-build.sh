@@ -50,7 +50,7 @@ fi
 say "cargo build --release --target $target"
 cargo build --release --target "$target"
 
-target_dir="$(cargo metadata --no-deps --format-version 1 | jq -r .target_directory)"
+target_dir="${CARGO_TARGET_DIR:-target}"
 binary="$target_dir/$target/release/sideload"
 say "built $binary ($(stat -c %s "$binary") bytes)"
 if command -v file >/dev/null; then
