@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Latency and throughput measurements of a running sideload runtime over MQTT.
+
+Used by scripts/bench.sh, which starts the broker and the runtime. Python's standard
+library only: a minimal MQTT 3.1.1 client (QoS 0, one connection) is below, so the
+numbers include no client start-up time, unlike a mosquitto_pub per request.
+
+Usage:
+  mqtt_bench.py --port P --realm R --runtime UUID create-latency [--runs 20]
+  mqtt_bench.py --port P --realm R --runtime UUID echo-latency [--runs 20]
+  mqtt_bench.py --port P --realm R --runtime UUID throughput [--lines 20000]
+
+Each prints one line: `<name> <value> <unit> <how it was measured>`.
+"""
+
+import argparse
+import json
+import queue
+import socket
+import statistics
+import struct
+import sys
+import threading
+import time
+import uuid
+
+
+class MiniMqtt:
+    """Just enough MQTT 3.1.1 for measurements: connect, subscribe, publish, receive."""
+
+    def __init__(self, host, port, client_id):
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.messages = queue.Queue()
+        self.subacks = queue.Queue()
+        self.next_packet_id = 1
+        self.send_lock = threading.Lock()
+
+        client_id = client_id.encode()
+        variable = _string(b"MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60)
+        self._send(0x10, variable + _string(client_id))
+        packet_type, body = self._read_packet()
+        if packet_type != 0x20 or body[1] != 0:
+            raise RuntimeError(f"broker refused the connection: {body!r}")
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def subscribe(self, *topics):
+        packet_id = self.next_packet_id
+        self.next_packet_id += 1
+        payload = b"".join(_string(t.encode()) + b"\x00" for t in topics)
+        self._send(0x82, struct.pack("!H", packet_id) + payload)
+        self.subacks.get(timeout=10)
+
+    def publish(self, topic, payload):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        self._send(0x30, _string(topic.encode()) + payload)
+
+    def receive(self, timeout):
+        """Next (monotonic time, topic, payload bytes), or None after timeout seconds."""
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def drain(self):
+        while not self.messages.empty():
+            self.messages.get_nowait()
+
+    def _send(self, header, body):
+        length = len(body)
+        encoded = bytearray()
+        while True:
+            byte = length % 128
+            length //= 128
+            encoded.append(byte | (0x80 if length else 0))
+            if not length:
+                break
+        with self.send_lock:
+            self.sock.sendall(bytes([header]) + bytes(encoded) + body)
+
+    def _read_exact(self, count):
+        data = bytearray()
+        while len(data) < count:
+            chunk = self.sock.recv(count - len(data))
+            if not chunk:
+                raise ConnectionError("broker closed the connection")
+            data += chunk
+        return bytes(data)
+
+    def _read_packet(self):
+        header = self._read_exact(1)[0]
+        length, shift = 0, 0
+        while True:
+            byte = self._read_exact(1)[0]
+            length += (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return header & 0xF0, self._read_exact(length)
+
+    def _reader(self):
+        try:
+            while True:
+                packet_type, body = self._read_packet()
+                now = time.monotonic()
+                if packet_type == 0x30:
+                    topic_length = struct.unpack("!H", body[:2])[0]
+                    topic = body[2 : 2 + topic_length].decode()
+                    self.messages.put((now, topic, body[2 + topic_length :]))
+                elif packet_type == 0x90:
+                    self.subacks.put(body)
+        except (ConnectionError, OSError):
+            pass
+
+
+def _string(data):
+    return struct.pack("!H", len(data)) + data
+
+
+class Runtime:
+    """Topics and requests of one runtime in the silverline dialect."""
+
+    def __init__(self, client, realm, runtime_uuid):
+        self.client = client
+        self.realm = realm
+        self.uuid = runtime_uuid
+        self.control = f"{realm}/proc/control/{runtime_uuid}"
+
+    def stdout(self, module):
+        return f"{self.realm}/proc/stdio/{module}"
+
+    def stdin(self, module):
+        return f"{self.realm}/proc/stdio/{module}/stdin"
+
+    def create(self, module, file, argv=()):
+        self.client.publish(self.control, json.dumps({
+            "object_id": str(uuid.uuid4()), "action": "create", "type": "req",
+            "data": {"type": "module", "uuid": module, "name": f"bench-{module[:8]}",
+                     "parent": self.uuid, "file": file, "filetype": "WA",
+                     "apis": ["wasm", "wasi"], "args": {"argv": list(argv), "env": []},
+                     "channels": [], "status": "A"}}))
+
+    def delete(self, module):
+        self.client.publish(self.control, json.dumps({
+            "object_id": str(uuid.uuid4()), "action": "delete", "type": "req",
+            "data": {"type": "module", "uuid": module}}))
+
+    def wait_for(self, predicate, timeout, what):
+        """Receives until predicate(topic, payload) holds; returns that message's time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.client.receive(max(0.0, deadline - time.monotonic()))
+            if message is None:
+                raise TimeoutError(f"no {what} within {timeout} s")
+            at, topic, payload = message
+            if predicate(topic, payload):
+                return at
+
+    def wait_exited(self, module, timeout=30):
+        def is_exit(topic, payload):
+            if topic != self.control:
+                return False
+            try:
+                message = json.loads(payload)
+            except ValueError:
+                return False
+            return message.get("action") == "exited" and \
+                message.get("data", {}).get("uuid") == module
+        return self.wait_for(is_exit, timeout, f"'exited' notice of module '{module}'")
+
+
+def create_latency(runtime, runs):
+    samples = []
+    for _ in range(runs):
+        module = str(uuid.uuid4())
+        runtime.client.subscribe(runtime.stdout(module))
+        runtime.client.drain()
+        start = time.monotonic()
+        runtime.create(module, "hello.wasm")
+        first = runtime.wait_for(lambda t, p, m=module: t == runtime.stdout(m), 30,
+                                 "stdout from hello.wasm")
+        samples.append(first - start)
+        runtime.wait_exited(module)
+    report("create_to_first_stdout_median", statistics.median(samples) * 1000, "ms",
+           f"median of {runs}: create request for hello.wasm published -> first stdout "
+           f"message received (min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})")
+
+
+def echo_latency(runtime, runs):
+    module = str(uuid.uuid4())
+    runtime.client.subscribe(runtime.stdout(module))
+    runtime.create(module, "echo.wasm")
+    # the first line may race the runtime's stdin subscription: retry it until answered
+    for _ in range(50):
+        runtime.client.publish(runtime.stdin(module), "warm-up")
+        try:
+            runtime.wait_for(lambda t, p: b"echo: warm-up" in p, 0.2, "warm-up echo")
+            break
+        except TimeoutError:
+            continue
+    else:
+        raise TimeoutError("echo.wasm never answered on stdout")
+    time.sleep(0.3)
+    runtime.client.drain()
+
+    samples = []
+    for i in range(runs):
+        line = f"ping {i}"
+        expected = f"echo: {line}\n".encode()
+        start = time.monotonic()
+        runtime.client.publish(runtime.stdin(module), line)
+        answered = runtime.wait_for(lambda t, p, e=expected: e in p, 10, f"'{line}' echoed")
+        samples.append(answered - start)
+    runtime.delete(module)
+    runtime.wait_exited(module)
+    report("stdin_to_echo_median", statistics.median(samples) * 1000, "ms",
+           f"median of {runs}: line published on echo.wasm's stdin topic -> its echo "
+           f"received on stdout (min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})")
+
+
+def throughput(runtime, lines):
+    module = str(uuid.uuid4())
+    runtime.client.subscribe(runtime.stdout(module))
+    runtime.client.drain()
+    last_line = f"line {lines}\n".encode()
+    received = bytearray()
+    start = time.monotonic()
+    runtime.create(module, "noisy.wasm", [str(lines)])
+
+    def collect(topic, payload):
+        if topic != runtime.stdout(module):
+            return False
+        received.extend(payload)
+        return received.endswith(last_line)
+
+    try:
+        end = runtime.wait_for(collect, 120, f"'line {lines}' from noisy.wasm")
+    except TimeoutError:
+        end = time.monotonic()
+    count = received.count(b"\n")
+    elapsed = end - start
+    report("stdout_throughput", count / elapsed, "lines/s",
+           f"noisy.wasm {lines}: {count} of {lines} lines received in {elapsed:.2f} s, "
+           f"create request -> last line")
+
+
+def report(name, value, unit, how):
+    print(f"{name} {value:.1f} {unit}  ({how})", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--realm", default="realm")
+    parser.add_argument("--runtime", required=True, help="the runtime's uuid")
+    parser.add_argument("measurement", choices=["create-latency", "echo-latency", "throughput"])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--lines", type=int, default=20000)
+    args = parser.parse_args()
+
+    client = MiniMqtt(args.host, args.port, f"bench-{uuid.uuid4()}")
+    runtime = Runtime(client, args.realm, args.runtime)
+    client.subscribe(runtime.control)
+    try:
+        if args.measurement == "create-latency":
+            create_latency(runtime, args.runs)
+        elif args.measurement == "echo-latency":
+            echo_latency(runtime, args.runs)
+        else:
+            throughput(runtime, args.lines)
+    except TimeoutError as error:
+        print(f"{args.measurement}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
