@@ -294,6 +294,14 @@ fn out_of_range_values_are_rejected_naming_key_and_value() {
             "'mqtt.reconnect_max_sec': '5' is less than mqtt.reconnect_min_sec '10'",
         ),
         (
+            "runtime: {ka_interval_sec: 1e20}",
+            "'runtime.ka_interval_sec': '100000000000000000000' must be a number greater than 0 and at most 31536000 (a year)",
+        ),
+        (
+            "mqtt: {reconnect_max_sec: .inf}",
+            "'mqtt.reconnect_max_sec': 'inf' must be",
+        ),
+        (
             "runtime: {reg_timeout_seconds: .nan}",
             "'runtime.reg_timeout_seconds'",
         ),
@@ -572,4 +580,54 @@ fn shipped_config_folders_load_and_validate() {
         assert!(s.runtime.state_dir.ends_with(".state"));
         assert!(s.repository.url.starts_with("file:///"));
     }
+}
+
+#[test]
+fn output_batch_that_cannot_fit_a_packet_as_json_is_rejected_naming_both_keys() {
+    let err = load_err(&[(
+        "settings.yaml",
+        "dialect: {stdio_json: true}\nlauncher: {output: {max_batch_bytes: 200000}}\n",
+    )]);
+
+    assert_eq!(
+        err,
+        "settings.yaml: 'launcher.output.max_batch_bytes': '200000' needs up to '1204096' \
+         bytes once published (x6 for JSON string escapes with dialect.stdio_json 'true', \
+         plus 4096 for topic and header), more than mqtt.max_packet_bytes '1048576': lower \
+         launcher.output.max_batch_bytes to at most '174080' or raise mqtt.max_packet_bytes"
+    );
+}
+
+#[test]
+fn output_batch_sent_raw_only_needs_room_for_topic_and_header() {
+    let raw = "launcher: {output: {max_batch_bytes: 200000}}\n";
+    assert!(load(&[("settings.yaml", raw)]).is_ok());
+
+    let s = load(&[(
+        "settings.yaml",
+        "dialect: {stdio_json: true}\nlauncher: {output: {max_batch_bytes: 174080}}\n",
+    )]);
+    assert!(
+        s.is_ok(),
+        "the largest batch the error suggests is accepted"
+    );
+}
+
+#[test]
+fn batch_check_names_the_layer_that_lowered_the_packet_limit() {
+    let err = load_err(&[
+        ("settings.yaml", MINIMAL),
+        (
+            ".secrets.yaml",
+            "mqtt: {max_packet_bytes: 65536, max_request_bytes: 1024}\n",
+        ),
+    ]);
+
+    assert!(
+        err.starts_with(
+            ".secrets.yaml: 'launcher.output.max_batch_bytes': '65536' needs up to '69632' bytes"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("mqtt.max_packet_bytes '65536'"), "{err}");
 }

@@ -7,6 +7,14 @@ use super::layers::{origin_of, Origins};
 use super::paths::parse_store;
 use super::{ConfigError, Settings};
 
+/// Most bytes one byte of output becomes in a JSON string (`\u00XX`).
+const JSON_GROWTH: usize = 6;
+/// Longest duration setting, in seconds: far beyond any sensible interval, and well
+/// inside what a timer can hold (a larger one would stop the runtime at start).
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+/// Room in an MQTT packet for the topic and the fixed and variable headers.
+const PACKET_OVERHEAD: usize = 4096;
+
 impl Settings {
     /// Validate; returns the warnings (problems that do not stop the runtime).
     pub(super) fn check(&self, c: &Checker) -> Result<Vec<String>, ConfigError> {
@@ -62,12 +70,18 @@ impl Settings {
         c.non_zero(u64::from(m.port), "mqtt.port")?;
         c.positive(m.reconnect_min_sec, "mqtt.reconnect_min_sec")?;
         let ordered = m.reconnect_min_sec <= m.reconnect_max_sec;
-        c.ensure(ordered, "mqtt.reconnect_max_sec", || {
-            format!(
-                "'{}' is less than mqtt.reconnect_min_sec '{}'",
-                m.reconnect_max_sec, m.reconnect_min_sec
-            )
-        })?;
+        c.ensure_pair(
+            ordered,
+            "mqtt.reconnect_max_sec",
+            "mqtt.reconnect_min_sec",
+            || {
+                format!(
+                    "'{}' is less than mqtt.reconnect_min_sec '{}'",
+                    m.reconnect_max_sec, m.reconnect_min_sec
+                )
+            },
+        )?;
+        c.positive(m.reconnect_max_sec, "mqtt.reconnect_max_sec")?;
 
         if let Err(problem) = parse_store(&self.repository.url, &self.config_dir) {
             return Err(c.invalid("repository.url", problem));
@@ -103,12 +117,6 @@ impl Settings {
                 "mqtt.max_packet_bytes",
             ),
             (
-                o.max_batch_bytes,
-                "launcher.output.max_batch_bytes",
-                m.max_packet_bytes,
-                "mqtt.max_packet_bytes",
-            ),
-            (
                 o.max_line_bytes,
                 "launcher.output.max_line_bytes",
                 o.max_batch_bytes,
@@ -116,11 +124,37 @@ impl Settings {
             ),
         ];
         for (value, key, limit, limit_key) in fits {
-            c.ensure(value <= limit, key, || {
+            c.ensure_pair(value <= limit, key, limit_key, || {
                 format!("'{value}' exceeds {limit_key} '{limit}'")
             })?;
         }
-        Ok(())
+        self.check_batch_fits_packet(c)
+    }
+
+    /// A batch of output must fit one MQTT packet once encoded: as a JSON string
+    /// (`dialect.stdio_json`) a byte can grow to six (`\u00XX`), and the topic and
+    /// packet header need room too.
+    fn check_batch_fits_packet(&self, c: &Checker) -> Result<(), ConfigError> {
+        let batch = self.launcher.output.max_batch_bytes;
+        let packet = self.mqtt.max_packet_bytes;
+        let json = self.dialect.stdio_json;
+        let growth = if json { JSON_GROWTH } else { 1 };
+        let needed = batch.saturating_mul(growth).saturating_add(PACKET_OVERHEAD);
+
+        let key = "launcher.output.max_batch_bytes";
+        c.ensure_pair(needed <= packet, key, "mqtt.max_packet_bytes", || {
+            let encoding = if json {
+                format!("x{growth} for JSON string escapes with dialect.stdio_json 'true'")
+            } else {
+                "sent raw with dialect.stdio_json 'false'".to_string()
+            };
+            let most = packet.saturating_sub(PACKET_OVERHEAD) / growth;
+            format!(
+                "'{batch}' needs up to '{needed}' bytes once published ({encoding}, plus \
+                 {PACKET_OVERHEAD} for topic and header), more than mqtt.max_packet_bytes \
+                 '{packet}': lower {key} to at most '{most}' or raise mqtt.max_packet_bytes"
+            )
+        })
     }
 
     fn check_dialect(&self, c: &Checker) -> Result<(), ConfigError> {
@@ -183,15 +217,40 @@ impl Checker<'_> {
         }
     }
 
+    /// As `ensure` for a key checked against another: the error names `key`, and the
+    /// layer that set it, or else the layer that set `other` (the one the user changed).
+    fn ensure_pair(
+        &self,
+        ok: bool,
+        key: &str,
+        other: &str,
+        problem: impl FnOnce() -> String,
+    ) -> Result<(), ConfigError> {
+        if ok {
+            return Ok(());
+        }
+        let origin = match self.origins.get(key) {
+            Some(origin) => origin.clone(),
+            None => origin_of(self.origins, other, self.fallback),
+        };
+        Err(ConfigError::Invalid {
+            origin,
+            key: key.to_string(),
+            problem: problem(),
+        })
+    }
+
     fn positive(&self, value: f64, key: &str) -> Result<(), ConfigError> {
-        self.ensure(value.is_finite() && value > 0.0, key, || {
-            format!("'{value}' must be a number greater than 0")
+        let ok = value.is_finite() && value > 0.0 && value <= MAX_SECONDS;
+        self.ensure(ok, key, || {
+            format!("'{value}' must be a number greater than 0 and at most {MAX_SECONDS} (a year)")
         })
     }
 
     fn non_negative(&self, value: f64, key: &str) -> Result<(), ConfigError> {
-        self.ensure(value.is_finite() && value >= 0.0, key, || {
-            format!("'{value}' must be 0 (off) or a positive number")
+        let ok = (0.0..=MAX_SECONDS).contains(&value);
+        self.ensure(ok, key, || {
+            format!("'{value}' must be 0 (off) or a positive number up to {MAX_SECONDS} (a year)")
         })
     }
 
