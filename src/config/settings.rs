@@ -1,0 +1,243 @@
+//! The settings structs shared by every component, their built-in defaults, and the
+//! `Debug` of `MqttSettings` that masks the password.
+//!
+//! Not for: loading (`layers`), checking (`validate`) or resolving paths (`paths`).
+//!
+//! CONTRACT: the struct shapes below are shared by every component.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::MASK;
+use crate::protocol::DialectConfig;
+
+/// Everything the runtime reads from its config folder, after layering.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `CRITICAL`, `ERROR`, `WARNING`, `INFO`, `DEBUG` (logzero names, as the Python runtime).
+    pub loglevel: String,
+    pub runtime: RuntimeSettings,
+    pub mqtt: MqttSettings,
+    pub repository: RepositorySettings,
+    pub launcher: LauncherSettings,
+    pub dialect: DialectConfig,
+    /// Folder the settings came from; relative paths in settings resolve against it.
+    #[serde(skip)]
+    pub config_dir: PathBuf,
+    /// What loading recovered from (unknown keys, blank values, inconsistent TLS
+    /// settings). Already logged by `load`; kept for a caller that installs its
+    /// logger only after loading.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RuntimeSettings {
+    pub name: String,
+    /// Fixed uuid; when absent one is generated once and kept in `state_dir`.
+    pub uuid: Option<String>,
+    pub namespace: String,
+    pub realm: String,
+    /// -1: do not register; 0: forever; N: N attempts.
+    pub reg_attempts: i64,
+    pub reg_timeout_seconds: f64,
+    /// Exit non-zero when registration fails after all attempts (else run unregistered).
+    pub reg_fail_error: bool,
+    pub max_nmodules: usize,
+    pub ka_interval_sec: f64,
+    /// 0 = off.
+    pub inactivity_timeout_sec: f64,
+    pub inactivity_check_interval_sec: f64,
+    pub runtime_type: String,
+    pub apis: Vec<String>,
+    /// Folder for state kept across restarts (the generated uuid) and module work
+    /// folders. Relative to the config folder.
+    pub state_dir: PathBuf,
+}
+
+/// `Debug` masks the password.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MqttSettings {
+    pub host: String,
+    pub port: u16,
+    pub ssl: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// PEM file of the CA that signs the broker's certificate; system roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification (logged as a warning at start).
+    pub insecure: bool,
+    pub keepalive_sec: u64,
+    /// Largest MQTT packet sent or received.
+    pub max_packet_bytes: usize,
+    /// Largest control or stdin payload accepted; larger ones get an error reply.
+    pub max_request_bytes: usize,
+    /// Reconnect backoff, capped and jittered.
+    pub reconnect_min_sec: f64,
+    pub reconnect_max_sec: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RepositorySettings {
+    /// `http://`, `https://` or `file://` base of the program store.
+    pub url: String,
+    pub timeout_sec: f64,
+    pub max_file_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LauncherSettings {
+    /// Publish module stdout/stderr on MQTT (else log them).
+    pub pipe_stdout: bool,
+    pub output: OutputSettings,
+    pub wasm: WasmSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutputSettings {
+    /// A line longer than this is published in pieces.
+    pub max_line_bytes: usize,
+    /// Most bytes one published batch carries.
+    pub max_batch_bytes: usize,
+    /// Most bytes of unpublished output kept per module; beyond, output is dropped and
+    /// counted.
+    pub max_buffered_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WasmSettings {
+    /// Fuel per slice between checks of the stop flag.
+    pub fuel_slice: u64,
+    /// Total fuel a module may burn; 0 = unlimited.
+    pub max_fuel: u64,
+    /// Largest linear memory of one module.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            loglevel: "INFO".into(),
+            runtime: RuntimeSettings::default(),
+            mqtt: MqttSettings::default(),
+            repository: RepositorySettings::default(),
+            launcher: LauncherSettings::default(),
+            dialect: DialectConfig::default(),
+            config_dir: PathBuf::from("conf"),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            name: "sideload".into(),
+            uuid: None,
+            namespace: "public".into(),
+            realm: "realm".into(),
+            reg_attempts: 0,
+            reg_timeout_seconds: 5.0,
+            reg_fail_error: false,
+            max_nmodules: 100,
+            ka_interval_sec: 60.0,
+            inactivity_timeout_sec: 0.0,
+            inactivity_check_interval_sec: 30.0,
+            runtime_type: "linux/sideload".into(),
+            apis: vec![
+                "wasm".into(),
+                "wasi".into(),
+                "stdio:in".into(),
+                "stdio:out".into(),
+            ],
+            state_dir: PathBuf::from(".state"),
+        }
+    }
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        MqttSettings {
+            host: "localhost".into(),
+            port: 1883,
+            ssl: false,
+            username: None,
+            password: None,
+            ca_file: None,
+            insecure: false,
+            keepalive_sec: 30,
+            max_packet_bytes: 1024 * 1024,
+            max_request_bytes: 256 * 1024,
+            reconnect_min_sec: 0.5,
+            reconnect_max_sec: 30.0,
+        }
+    }
+}
+
+impl Default for RepositorySettings {
+    fn default() -> Self {
+        RepositorySettings {
+            url: "file://programs".into(),
+            timeout_sec: 30.0,
+            max_file_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LauncherSettings {
+    fn default() -> Self {
+        LauncherSettings {
+            pipe_stdout: true,
+            output: OutputSettings::default(),
+            wasm: WasmSettings::default(),
+        }
+    }
+}
+
+impl Default for OutputSettings {
+    fn default() -> Self {
+        OutputSettings {
+            max_line_bytes: 16 * 1024,
+            max_batch_bytes: 64 * 1024,
+            max_buffered_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for WasmSettings {
+    fn default() -> Self {
+        WasmSettings {
+            fuel_slice: 10_000_000,
+            max_fuel: 0,
+            max_memory_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl fmt::Debug for MqttSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("ssl", &self.ssl)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| MASK))
+            .field("ca_file", &self.ca_file)
+            .field("insecure", &self.insecure)
+            .field("keepalive_sec", &self.keepalive_sec)
+            .field("max_packet_bytes", &self.max_packet_bytes)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("reconnect_min_sec", &self.reconnect_min_sec)
+            .field("reconnect_max_sec", &self.reconnect_max_sec)
+            .finish()
+    }
+}
