@@ -460,7 +460,8 @@ impl Supervisor {
         };
         let desc = format!("module '{uuid}' could not start: {error}");
         self.reply_error(create_id.as_deref(), &desc, &entry.request.file);
-        self.finish(entry, None);
+        // A module that never ran did not exit: the error reply is all there is to say.
+        self.finish(entry, Ending::NeverRan);
     }
 
     fn on_exited(&mut self, uuid: &str, code: Option<i32>, reason: &str) {
@@ -475,12 +476,12 @@ impl Supervisor {
             let desc = format!("module '{uuid}' was deleted before it started");
             self.reply_error(Some(&create_id), &desc, uuid);
         }
-        self.finish(entry, code);
+        self.finish(entry, Ending::Exited(code));
     }
 
     /// Report the exit behind the module's last output, answer a pending delete, and
     /// forget the module.
-    fn finish(&mut self, mut entry: ModuleEntry, code: Option<i32>) {
+    fn finish(&mut self, mut entry: ModuleEntry, ending: Ending) {
         let module = entry.module_ref();
         if let Phase::Stopping {
             delete_id: Some(delete_id),
@@ -500,10 +501,11 @@ impl Supervisor {
                 ..
             }
         );
-        if deleted && !self.protocol.notifies_deleted_modules() {
-            entry.output.close();
-        } else {
-            entry.output.close_with(self.protocol.exited(&module, code));
+        match ending {
+            Ending::Exited(code) if !deleted || self.protocol.notifies_deleted_modules() => {
+                entry.output.close_with(self.protocol.exited(&module, code));
+            }
+            _ => entry.output.close(),
         }
         self.session.unsubscribe(&entry.stdin_topic);
         if let Some(thread) = entry.thread.take() {
@@ -537,15 +539,17 @@ impl Supervisor {
             if let Some(mut entry) = self.registry.remove(&uuid) {
                 error!("module '{uuid}' did not stop in time; abandoning it");
                 entry.thread = None;
+                self.finish(entry, Ending::Exited(None));
                 let work_dir = self.settings.work_root.join(&uuid);
                 if work_dir.exists() {
                     if let Err(err) = std::fs::remove_dir_all(&work_dir) {
                         warn!("cannot remove '{}': {err}", work_dir.display());
                     }
                 }
-                self.finish(entry, None);
             }
         }
+        // Empty now; a folder left behind would only puzzle whoever looks.
+        let _ = std::fs::remove_dir(&self.settings.work_root);
         if self.registration_required() {
             self.outbox.control(self.protocol.unregistration());
         }
@@ -570,6 +574,14 @@ fn child_stats(entry: &mut ModuleEntry, now: Instant) -> ChildStats {
         network_rx_pkts: stats.net_rx_pkts.load(Relaxed),
         network_tx_pkts: stats.net_tx_pkts.load(Relaxed),
     }
+}
+
+/// How a module's life ended, for what the orchestrator is told.
+enum Ending {
+    /// It ran and ended with this exit code, if it had one.
+    Exited(Option<i32>),
+    /// It failed before running.
+    NeverRan,
 }
 
 /// An offending payload, quoted for an error message: lossy text, cut short.

@@ -45,6 +45,9 @@ pub enum RegAction {
     },
 }
 
+/// Longest keepalive period taken from an orchestrator's reply (a day).
+const MAX_KA_INTERVAL_SEC: f64 = 86_400.0;
+
 pub struct Registration {
     /// -1 disabled, 0 forever, N attempts.
     reg_attempts: i64,
@@ -116,7 +119,7 @@ impl Registration {
             .get("ka_interval_sec")
             .and_then(Value::as_f64)
             .filter(|secs| secs.is_finite() && *secs >= 1.0)
-            .map(Duration::from_secs_f64);
+            .map(|secs| Duration::from_secs_f64(secs.min(MAX_KA_INTERVAL_SEC)));
         RegAction::Registered { ka_interval }
     }
 
@@ -183,6 +186,19 @@ mod tests {
             }
         );
         assert!(reg.is_registered());
+    }
+
+    #[test]
+    fn absurd_keepalive_interval_in_the_reply_is_capped() {
+        let mut reg = Registration::new(0, Duration::from_secs(5));
+        let id = send_id(reg.on_connected(Instant::now()));
+        let action = reg.on_reply(&id, true, &json!({"ka_interval_sec": 1e300}));
+        assert_eq!(
+            action,
+            RegAction::Registered {
+                ka_interval: Some(Duration::from_secs(86_400))
+            }
+        );
     }
 
     #[test]
