@@ -7,7 +7,7 @@ CONFIG_DIR ?= conf
 PORT ?= 1883
 
 .PHONY: help setup build run test lint unit e2e shellcheck demo check-config bench \
-	release-musl release-aarch64 test-programs broker broker-stop clean
+	release-musl release-aarch64 release-armv7 test-programs broker broker-stop clean
 
 help:
 	@echo "make build            release build (cargo build --release)"
@@ -17,7 +17,8 @@ help:
 	@echo "make check-config     load and validate the settings in \$$CONFIG_DIR (default conf) without connecting"
 	@echo "make bench            size, memory, latency and throughput numbers (BENCH_COLD=1 adds a cold build)"
 	@echo "make release-musl     static x86_64 binary (x86_64-unknown-linux-musl)"
-	@echo "make release-aarch64  64-bit ARM binary (aarch64-unknown-linux-gnu)"
+	@echo "make release-aarch64  static 64-bit ARM binary (aarch64-unknown-linux-musl)"
+	@echo "make release-armv7    static 32-bit ARMv7 binary (armv7-unknown-linux-gnueabihf, +crt-static)"
 	@echo "make test-programs    rebuild tests/programs/*.wasm from their C sources"
 	@echo "make broker-stop      stop the broker that run or demo started"
 	@echo "make clean            remove build outputs"
@@ -72,6 +73,9 @@ release-musl:
 
 release-aarch64:
 	scripts/cross-build.sh aarch64
+
+release-armv7:
+	scripts/cross-build.sh armv7
 
 test-programs:
 	scripts/build-test-programs.sh

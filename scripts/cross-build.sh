@@ -2,10 +2,12 @@
 # Release builds of sideload for other targets, installing what is missing:
 #   musl     x86_64-unknown-linux-musl: a static binary for any x86_64 Linux
 #            (C parts built with musl-gcc from musl-tools)
-#   aarch64  aarch64-unknown-linux-gnu: 64-bit Raspberry Pi OS, ARM gateways
-#            (gcc-aarch64-linux-gnu as C compiler and linker)
+#   aarch64  aarch64-unknown-linux-musl: a static binary for 64-bit Raspberry Pi OS
+#            and ARM gateways (gcc-aarch64-linux-gnu as C compiler and linker)
+#   armv7    armv7-unknown-linux-gnueabihf with +crt-static: a static binary for
+#            32-bit Raspberry Pi OS on ARMv7 (Pi 2 and later)
 #
-# Usage: scripts/cross-build.sh musl|aarch64
+# Usage: scripts/cross-build.sh musl|aarch64|armv7
 # Prints where the binary is, its size and its type.
 set -euo pipefail
 
@@ -21,14 +23,22 @@ musl)
     export CC_x86_64_unknown_linux_musl=musl-gcc
     ;;
 aarch64)
-    target=aarch64-unknown-linux-gnu
+    target=aarch64-unknown-linux-musl
     debian_packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
     compiler=aarch64-linux-gnu-gcc
-    export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+    ;;
+armv7)
+    target=armv7-unknown-linux-gnueabihf
+    debian_packages=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
+    compiler=arm-linux-gnueabihf-gcc
+    export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
+    export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc
+    export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS="-C target-feature=+crt-static"
     ;;
 *)
-    echo "usage: scripts/cross-build.sh musl|aarch64" >&2
+    echo "usage: scripts/cross-build.sh musl|aarch64|armv7" >&2
     exit 2
     ;;
 esac
