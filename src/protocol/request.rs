@@ -114,6 +114,15 @@ fn module_uuid(data: &Map<String, Value>) -> Result<String, ProtocolError> {
     if let Some(reason) = topic_level_problem(uuid) {
         return Err(invalid("data.uuid", reason));
     }
+    // The uuid names the module's work folder, which is removed with all it holds.
+    if uuid == "." || uuid == ".." {
+        return Err(invalid(
+            "data.uuid",
+            format!(
+                "'{uuid}' cannot name a module: it would name a folder outside the module's own"
+            ),
+        ));
+    }
     if uuid.len() > MAX_UUID_BYTES {
         return Err(invalid(
             "data.uuid",
@@ -584,6 +593,19 @@ mod tests {
             err.to_string(),
             "field 'data.uuid' has the wrong type: expected a string, got the number '42'"
         );
+    }
+
+    #[test]
+    fn uuid_that_would_name_a_folder_outside_the_module_folder_is_invalid() {
+        for bad in [".", ".."] {
+            let err = parse(with("uuid", json!(bad))).unwrap_err();
+            assert!(
+                matches!(&err, ProtocolError::InvalidValue { field, .. } if field == "data.uuid"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&format!("'{bad}'")), "{err}");
+        }
+        assert_eq!(parse(with("uuid", json!("...x"))).unwrap().uuid, "...x");
     }
 
     #[test]
