@@ -590,11 +590,22 @@ fn request(file: &str) -> ModuleRequest {
 }
 
 fn launch(file: &str, program_bytes: &[u8]) -> Launch {
+    launch_in("modules/4f2c7a1e", file, program_bytes)
+}
+
+/// As `launch`, with the work folder at `work_dir` inside a fresh state folder.
+fn launch_in(work_dir: &str, file: &str, program_bytes: &[u8]) -> Launch {
     let store = tempfile::tempdir().unwrap();
     fs::create_dir_all(store.path().join("apps")).unwrap();
     fs::write(store.path().join("apps/hello.wasm"), program_bytes).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let work_dir = state.path().join("modules/4f2c7a1e");
+    fs::create_dir_all(state.path().join("modules/other")).unwrap();
+    fs::write(
+        state.path().join("modules/other/keep"),
+        b"another module's file",
+    )
+    .unwrap();
+    let work_dir = state.path().join(work_dir);
     let (events_tx, events) = unbounded();
     let (_stdin_tx, stdin) = unbounded();
     let (out, stdout) = output();
@@ -659,6 +670,23 @@ fn launcher_reports_a_missing_program_file_as_failed() {
         }]
     );
     assert!(!launch.work_dir.exists());
+}
+
+#[test]
+fn work_folder_that_is_not_a_folder_of_its_own_is_refused_and_nothing_is_removed() {
+    let module = program(r#"(func (export "_start"))"#);
+    for work_dir in ["modules/..", "modules/.", "modules/other/.."] {
+        let launch = launch_in(work_dir, "hello.wasm", &module);
+        let events: Vec<ModuleEvent> = launch.events.try_iter().collect();
+        match events.as_slice() {
+            [ModuleEvent::Failed { error, .. }] => {
+                assert!(error.contains(work_dir), "{error}")
+            }
+            other => panic!("unexpected events for '{work_dir}': {other:?}"),
+        }
+        let kept = launch._state.path().join("modules/other/keep");
+        assert!(kept.exists(), "'{work_dir}' removed another module's file");
+    }
 }
 
 #[test]
