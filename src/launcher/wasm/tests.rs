@@ -302,6 +302,74 @@ fn memory_growth_past_the_limit_returns_minus_one_to_the_program() {
 }
 
 #[test]
+fn table_growth_past_the_limit_returns_minus_one_to_the_program() {
+    // Tables live outside linear memory; unbounded, one `table.grow` could take
+    // gigabytes and get the whole runtime killed.
+    let module = program(
+        r#"(table $t 1 funcref)
+        (func (export "_start")
+          (call $proc_exit
+            (select (i32.const 42) (i32.const 1)
+              (i32.eq (table.grow $t (ref.null func) (i32.const 50000000)) (i32.const -1)))))"#,
+    );
+
+    let run = run_plain(&module);
+
+    assert_eq!(run.exit.unwrap(), WasmExit::Exited(42));
+}
+
+#[test]
+fn table_growth_that_costs_more_than_a_fuel_slice_completes() {
+    let module = program(
+        r#"(table $t 1 funcref)
+        (func (export "_start")
+          (call $proc_exit
+            (select (i32.const 42) (i32.const 1)
+              (i32.eq (table.grow $t (ref.null func) (i32.const 5000000)) (i32.const 1)))))"#,
+    );
+    let background = run_in_background(module, |opts| opts.max_memory_bytes = 256 << 20);
+
+    assert_eq!(background.exit(), WasmExit::Exited(42));
+}
+
+#[test]
+fn one_instruction_that_costs_more_than_a_fuel_slice_completes() {
+    // Filling 8 MiB at once costs more fuel than a slice holds; the runner must hand
+    // out enough for the instruction and the block it restarts in, or it spins forever.
+    let module = wat::parse_str(format!(
+        r#"(module
+          (import "{WASI}" "proc_exit" (func $proc_exit (param i32)))
+          (memory (export "memory") 128)
+          (func (export "_start")
+            (memory.fill (i32.const 0) (i32.const 7) (i32.const 8388608))
+            (call $proc_exit (i32.load8_u (i32.const 8388607)))))"#
+    ))
+    .unwrap();
+    let background = run_in_background(module, |opts| opts.max_memory_bytes = 8 << 20);
+
+    assert_eq!(background.exit(), WasmExit::Exited(7));
+}
+
+#[test]
+fn second_memory_cannot_double_the_memory_limit() {
+    let module = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (memory $more 1) (func (export "_start")))"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.max_memory_bytes = 65_536;
+    let (_keep, stdin) = unbounded();
+
+    let err = run_with(&module, opts, stdin).exit.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("module file 'prog.wasm' cannot be instantiated: "),
+        "{err}"
+    );
+}
+
+#[test]
 fn initial_memory_over_the_limit_fails_to_start() {
     let module =
         wat::parse_str(r#"(module (memory (export "memory") 4) (func (export "_start")))"#)
