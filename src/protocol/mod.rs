@@ -14,6 +14,8 @@ mod request;
 pub mod topics;
 
 #[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
 mod tests_inbound;
 #[cfg(test)]
 mod tests_outbound;
