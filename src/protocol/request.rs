@@ -25,7 +25,7 @@ impl FileType {
         match value.trim().to_ascii_uppercase().as_str() {
             "WA" | "WASM" => Ok(FileType::Wasm),
             "PY" | "PYTHON" => Ok(FileType::Python),
-            _ => Err(ProtocolError::UnknownFiletype(value.to_string())),
+            _ => Err(ProtocolError::UnknownFiletype(printable(value))),
         }
     }
 
@@ -250,8 +250,9 @@ fn env_pairs(value: &Value, field: &str) -> Result<Vec<(String, String)>, Protoc
             .map(|(key, item)| {
                 let value = match item {
                     Value::Null => String::new(),
-                    other => scalar_text(other)
-                        .ok_or_else(|| wrong_type(&format!("{field}.{key}"), "a string", other))?,
+                    other => scalar_text(other).ok_or_else(|| {
+                        wrong_type(&format!("{field}.{}", printable(key)), "a string", other)
+                    })?,
                 };
                 Ok((key.clone(), value))
             })
