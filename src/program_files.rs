@@ -193,7 +193,7 @@ fn download(
         percent_encode_path(&relative.to_string_lossy())
     );
     let http_error = |reason: String| FetchError::Http {
-        url: url.clone(),
+        url: without_credentials(&url),
         reason,
     };
 
@@ -283,6 +283,19 @@ fn human_size(bytes: u64) -> String {
         format!("{} MB", (bytes + MB / 2) / MB)
     } else {
         format!("{:.1} MB", bytes as f64 / MB as f64)
+    }
+}
+
+/// A URL fit for messages: `user:password@` in it becomes `***@` (errors go to the log
+/// and to the orchestrator).
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -578,6 +591,32 @@ mod tests {
         );
         assert!(text.contains("timeout"), "{text}");
         assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn errors_never_show_the_credentials_of_the_store_url() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let store = Store::Http(format!("http://alice:s3cret@127.0.0.1:{port}/store"));
+        let dest = tempfile::tempdir().unwrap();
+
+        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024)).unwrap_err();
+
+        let shown = err.to_string();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("alice"),
+            "{shown}"
+        );
+        assert!(
+            shown.starts_with(&format!(
+                "cannot fetch 'http://***@127.0.0.1:{port}/store/x.wasm'"
+            )),
+            "{shown}"
+        );
+        assert_eq!(without_credentials("https://h/a@b"), "https://h/a@b");
+        assert_eq!(without_credentials("no scheme@x"), "no scheme@x");
     }
 
     #[test]

@@ -10,8 +10,9 @@ mod runner;
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -230,8 +231,18 @@ fn time_limit(request: &ModuleRequest) -> Option<Duration> {
 struct WorkDir(PathBuf);
 
 impl WorkDir {
-    /// Creates the folder afresh (a leftover from a crash is removed first).
+    /// Creates the folder afresh (a leftover from a crash is removed first). Refuses a
+    /// path that names a folder other than a module's own (`..` anywhere, or a final
+    /// `.`), since whatever it names is removed.
     fn create(path: &Path) -> io::Result<Self> {
+        let parent_step = path.components().any(|part| part == Component::ParentDir);
+        if parent_step || path.file_name().is_none() || path.as_os_str().as_bytes().ends_with(b"/.")
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a folder of the module's own",
+            ));
+        }
         match fs::remove_dir_all(path) {
             Ok(()) => log::warn!("removed leftover module folder '{}'", path.display()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::request::{module_request, optional_str, present, wrong_type};
 use super::topics::{filter_matches, MODULE_PLACEHOLDERS};
-use super::{Inbound, Protocol, ProtocolError};
+use super::{printable, Inbound, Protocol, ProtocolError};
 
 /// What a control message asks for, before its `object_id` is attached.
 enum Request {
@@ -197,7 +197,11 @@ fn request(protocol: &Protocol, envelope: &Map<String, Value>) -> Result<Request
         Some(Value::String(kind)) => {
             return Err(ProtocolError::InvalidValue {
                 field: "type".into(),
-                reason: format!("expected '{}', got '{kind}'", protocol.dialect.req_type),
+                reason: format!(
+                    "expected '{}', got '{}'",
+                    protocol.dialect.req_type,
+                    printable(kind)
+                ),
             })
         }
         Some(other) => return Err(wrong_type("type", "a string", other)),
@@ -221,7 +225,7 @@ fn request(protocol: &Protocol, envelope: &Map<String, Value>) -> Result<Request
             field: "action".into(),
             reason: "'update' requests are not supported by this runtime".into(),
         }),
-        other => Err(ProtocolError::UnknownAction(other.to_string())),
+        other => Err(ProtocolError::UnknownAction(printable(other))),
     }
 }
 
@@ -239,7 +243,7 @@ fn create(protocol: &Protocol, data: &Map<String, Value>) -> Result<Request, Pro
         Some(other) => {
             return Err(ProtocolError::InvalidValue {
                 field: "data.type".into(),
-                reason: format!("only modules can be created, got '{other}'"),
+                reason: format!("only modules can be created, got '{}'", printable(other)),
             })
         }
     }
@@ -260,7 +264,7 @@ fn delete(protocol: &Protocol, data: &Map<String, Value>) -> Result<Request, Pro
         Some("runtime") => delete_runtime(protocol, data),
         Some(other) => Err(ProtocolError::InvalidValue {
             field: "data.type".into(),
-            reason: format!("expected 'module' or 'runtime', got '{other}'"),
+            reason: format!("expected 'module' or 'runtime', got '{}'", printable(other)),
         }),
     }
 }

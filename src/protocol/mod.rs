@@ -14,6 +14,8 @@ mod request;
 pub mod topics;
 
 #[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
 mod tests_inbound;
 #[cfg(test)]
 mod tests_outbound;
@@ -195,11 +197,19 @@ pub enum ProtocolError {
     InvalidValue { field: String, reason: String },
 }
 
+/// Characters of a wire value quoted in a message; longer values are cut.
+const QUOTE_CHARS: usize = 200;
+
 /// A wire value made safe to quote in a one-line message: control characters are
-/// escaped (`\n`, `\u{0}`), everything else is kept.
+/// escaped (`\n`, `\u{0}`), everything else is kept, and a long value is cut to
+/// `QUOTE_CHARS` characters followed by `...` (a request may be hundreds of kilobytes).
 pub(crate) fn printable(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
+    let mut out = String::with_capacity(value.len().min(QUOTE_CHARS * 4));
+    for (count, c) in value.chars().enumerate() {
+        if count == QUOTE_CHARS {
+            out.push_str("...");
+            break;
+        }
         if c.is_control() {
             out.extend(c.escape_default());
         } else {

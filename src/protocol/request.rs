@@ -25,7 +25,7 @@ impl FileType {
         match value.trim().to_ascii_uppercase().as_str() {
             "WA" | "WASM" => Ok(FileType::Wasm),
             "PY" | "PYTHON" => Ok(FileType::Python),
-            _ => Err(ProtocolError::UnknownFiletype(value.to_string())),
+            _ => Err(ProtocolError::UnknownFiletype(printable(value))),
         }
     }
 
@@ -113,6 +113,15 @@ fn module_uuid(data: &Map<String, Value>) -> Result<String, ProtocolError> {
         .ok_or_else(|| ProtocolError::MissingField("data.uuid".into()))?;
     if let Some(reason) = topic_level_problem(uuid) {
         return Err(invalid("data.uuid", reason));
+    }
+    // The uuid names the module's work folder, which is removed with all it holds.
+    if uuid == "." || uuid == ".." {
+        return Err(invalid(
+            "data.uuid",
+            format!(
+                "'{uuid}' cannot name a module: it would name a folder outside the module's own"
+            ),
+        ));
     }
     if uuid.len() > MAX_UUID_BYTES {
         return Err(invalid(
@@ -241,8 +250,9 @@ fn env_pairs(value: &Value, field: &str) -> Result<Vec<(String, String)>, Protoc
             .map(|(key, item)| {
                 let value = match item {
                     Value::Null => String::new(),
-                    other => scalar_text(other)
-                        .ok_or_else(|| wrong_type(&format!("{field}.{key}"), "a string", other))?,
+                    other => scalar_text(other).ok_or_else(|| {
+                        wrong_type(&format!("{field}.{}", printable(key)), "a string", other)
+                    })?,
                 };
                 Ok((key.clone(), value))
             })
@@ -584,6 +594,19 @@ mod tests {
             err.to_string(),
             "field 'data.uuid' has the wrong type: expected a string, got the number '42'"
         );
+    }
+
+    #[test]
+    fn uuid_that_would_name_a_folder_outside_the_module_folder_is_invalid() {
+        for bad in [".", ".."] {
+            let err = parse(with("uuid", json!(bad))).unwrap_err();
+            assert!(
+                matches!(&err, ProtocolError::InvalidValue { field, .. } if field == "data.uuid"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&format!("'{bad}'")), "{err}");
+        }
+        assert_eq!(parse(with("uuid", json!("...x"))).unwrap().uuid, "...x");
     }
 
     #[test]

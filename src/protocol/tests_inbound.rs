@@ -613,3 +613,35 @@ fn control_characters_in_errors_are_escaped_for_one_line_logs() {
     assert_eq!(error, ProtocolError::UnsafePath("a\\nb".into()));
     assert!(!error.to_string().contains('\n'));
 }
+
+#[test]
+fn offending_values_are_quoted_short_and_on_one_line() {
+    let p = protocol("silverline");
+    let p = Protocol {
+        max_request_bytes: 1 << 20,
+        ..p
+    };
+    let long = format!("x\nWARN forged log line\r{}", "y".repeat(100_000));
+    let mut env = serde_json::Map::new();
+    env.insert(long.clone(), json!({}));
+    let messages = [
+        json!({"action": long, "type": "req", "data": {}}),
+        json!({"action": "create", "type": long, "data": {}}),
+        json!({"action": "create", "type": "req", "data": {"type": long}}),
+        json!({"action": "delete", "type": "req", "data": {"type": long}}),
+        silverline_create_with("filetype", json!(long)),
+        silverline_create_with("uuid", json!(long)),
+        silverline_create_with("env", Value::Object(env)),
+        silverline_create_with("args", json!([format!("{long}\u{0}")])),
+        silverline_create_with("file", json!(format!("/{long}"))),
+    ];
+    for message in messages {
+        let (_, error) = invalid(parse(&p, SL_CONTROL, message));
+        for text in [error.to_string(), error.offending_value()] {
+            let start: String = text.chars().take(120).collect();
+            assert!(text.len() < 1000, "{} bytes: {start}", text.len());
+            assert!(!text.contains(['\n', '\r']), "{start}");
+        }
+        assert!(error.to_string().contains("forged log line"), "{error}");
+    }
+}

@@ -36,6 +36,11 @@ const MIN_FUEL_SLICE: u64 = 1_000;
 /// slice adapts to the machine; `fuel_slice` is its upper bound.
 const SLICE_TARGET: Duration = Duration::from_millis(20);
 
+/// Tables a module may have (compilers emit one; reference types may add a few).
+const MAX_TABLES: usize = 4;
+/// Host bytes a table element takes, for bounding tables by `max_memory_bytes`.
+const TABLE_ELEMENT_BYTES: usize = 8;
+
 /// How to run one program.
 #[derive(Debug, Clone)]
 pub struct WasmRunOptions {
@@ -54,7 +59,8 @@ pub struct WasmRunOptions {
     pub fuel_slice: u64,
     /// Total fuel the program may burn; 0 = unlimited.
     pub max_fuel: u64,
-    /// Largest linear memory; `memory.grow` past it returns -1 to the program.
+    /// Largest linear memory; `memory.grow` past it returns -1 to the program. Tables
+    /// together are bounded by the same number of bytes.
     pub max_memory_bytes: usize,
     /// Wall time the program may run, counted from the call of `_start`.
     pub time_limit: Option<Duration>,
@@ -185,8 +191,14 @@ pub fn prepare(
     let stdout: SharedWriter = Arc::new(Mutex::new(stdout));
     let stderr: SharedWriter = Arc::new(Mutex::new(stderr));
     let wasi = wasi_context(&opts, stdin, &stdout, &stderr, &interrupt)?;
+    // One linear memory, and tables that together hold no more than that memory
+    // limit: without these a module could declare more memories or grow a table
+    // (outside linear memory) until the whole runtime is killed for lack of memory.
     let limits = StoreLimitsBuilder::new()
         .memory_size(opts.max_memory_bytes)
+        .memories(1)
+        .tables(MAX_TABLES)
+        .table_elements(opts.max_memory_bytes / TABLE_ELEMENT_BYTES / MAX_TABLES)
         .build();
     let mut store = Store::new(&engine, HostState { wasi, limits });
     store.limiter(|state| &mut state.limits);
@@ -290,14 +302,17 @@ impl PreparedModule {
 
     /// Fuel for the next slice, or none when `max_fuel` is spent.
     fn next_slice(&self, burnt: u64, required: u64) -> Option<u64> {
+        // `required` pays for the instruction alone; resuming may first run again what
+        // precedes it in its block, so the slice comes on top.
+        let wanted = self.slice.saturating_add(required);
         if self.max_fuel == 0 {
-            return Some(self.slice.max(required));
+            return Some(wanted);
         }
         let left = self.max_fuel.saturating_sub(burnt);
         if left == 0 || left < required {
             return None;
         }
-        Some(self.slice.min(left).max(required))
+        Some(wanted.min(left))
     }
 
     fn record(&self, stats: &ModuleStats, burnt: u64) {

@@ -302,6 +302,74 @@ fn memory_growth_past_the_limit_returns_minus_one_to_the_program() {
 }
 
 #[test]
+fn table_growth_past_the_limit_returns_minus_one_to_the_program() {
+    // Tables live outside linear memory; unbounded, one `table.grow` could take
+    // gigabytes and get the whole runtime killed.
+    let module = program(
+        r#"(table $t 1 funcref)
+        (func (export "_start")
+          (call $proc_exit
+            (select (i32.const 42) (i32.const 1)
+              (i32.eq (table.grow $t (ref.null func) (i32.const 50000000)) (i32.const -1)))))"#,
+    );
+
+    let run = run_plain(&module);
+
+    assert_eq!(run.exit.unwrap(), WasmExit::Exited(42));
+}
+
+#[test]
+fn table_growth_that_costs_more_than_a_fuel_slice_completes() {
+    let module = program(
+        r#"(table $t 1 funcref)
+        (func (export "_start")
+          (call $proc_exit
+            (select (i32.const 42) (i32.const 1)
+              (i32.eq (table.grow $t (ref.null func) (i32.const 5000000)) (i32.const 1)))))"#,
+    );
+    let background = run_in_background(module, |opts| opts.max_memory_bytes = 256 << 20);
+
+    assert_eq!(background.exit(), WasmExit::Exited(42));
+}
+
+#[test]
+fn one_instruction_that_costs_more_than_a_fuel_slice_completes() {
+    // Filling 8 MiB at once costs more fuel than a slice holds; the runner must hand
+    // out enough for the instruction and the block it restarts in, or it spins forever.
+    let module = wat::parse_str(format!(
+        r#"(module
+          (import "{WASI}" "proc_exit" (func $proc_exit (param i32)))
+          (memory (export "memory") 128)
+          (func (export "_start")
+            (memory.fill (i32.const 0) (i32.const 7) (i32.const 8388608))
+            (call $proc_exit (i32.load8_u (i32.const 8388607)))))"#
+    ))
+    .unwrap();
+    let background = run_in_background(module, |opts| opts.max_memory_bytes = 8 << 20);
+
+    assert_eq!(background.exit(), WasmExit::Exited(7));
+}
+
+#[test]
+fn second_memory_cannot_double_the_memory_limit() {
+    let module = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (memory $more 1) (func (export "_start")))"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.max_memory_bytes = 65_536;
+    let (_keep, stdin) = unbounded();
+
+    let err = run_with(&module, opts, stdin).exit.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("module file 'prog.wasm' cannot be instantiated: "),
+        "{err}"
+    );
+}
+
+#[test]
 fn initial_memory_over_the_limit_fails_to_start() {
     let module =
         wat::parse_str(r#"(module (memory (export "memory") 4) (func (export "_start")))"#)
@@ -590,11 +658,22 @@ fn request(file: &str) -> ModuleRequest {
 }
 
 fn launch(file: &str, program_bytes: &[u8]) -> Launch {
+    launch_in("modules/4f2c7a1e", file, program_bytes)
+}
+
+/// As `launch`, with the work folder at `work_dir` inside a fresh state folder.
+fn launch_in(work_dir: &str, file: &str, program_bytes: &[u8]) -> Launch {
     let store = tempfile::tempdir().unwrap();
     fs::create_dir_all(store.path().join("apps")).unwrap();
     fs::write(store.path().join("apps/hello.wasm"), program_bytes).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let work_dir = state.path().join("modules/4f2c7a1e");
+    fs::create_dir_all(state.path().join("modules/other")).unwrap();
+    fs::write(
+        state.path().join("modules/other/keep"),
+        b"another module's file",
+    )
+    .unwrap();
+    let work_dir = state.path().join(work_dir);
     let (events_tx, events) = unbounded();
     let (_stdin_tx, stdin) = unbounded();
     let (out, stdout) = output();
@@ -659,6 +738,23 @@ fn launcher_reports_a_missing_program_file_as_failed() {
         }]
     );
     assert!(!launch.work_dir.exists());
+}
+
+#[test]
+fn work_folder_that_is_not_a_folder_of_its_own_is_refused_and_nothing_is_removed() {
+    let module = program(r#"(func (export "_start"))"#);
+    for work_dir in ["modules/..", "modules/.", "modules/other/.."] {
+        let launch = launch_in(work_dir, "hello.wasm", &module);
+        let events: Vec<ModuleEvent> = launch.events.try_iter().collect();
+        match events.as_slice() {
+            [ModuleEvent::Failed { error, .. }] => {
+                assert!(error.contains(work_dir), "{error}")
+            }
+            other => panic!("unexpected events for '{work_dir}': {other:?}"),
+        }
+        let kept = launch._state.path().join("modules/other/keep");
+        assert!(kept.exists(), "'{work_dir}' removed another module's file");
+    }
 }
 
 #[test]
