@@ -171,3 +171,36 @@ fn delete_of_an_unknown_module_is_refused() {
     });
     assert_refused(&mut fx, &req, &target);
 }
+
+#[test]
+fn a_flood_of_bad_messages_gets_a_bounded_number_of_replies_and_a_count() {
+    let mut fx = fixture();
+    let flood = 200;
+    for n in 0..flood {
+        fx.send_raw(format!("not json {n}"));
+    }
+
+    // The runtime is still responsive after the flood, and by the time hello has run
+    // every reply to the flood has been published.
+    fx.assert_hello_still_works();
+    let log_topic = fx.rt.topics.log();
+    let replies = fx
+        .orch
+        .history()
+        .iter()
+        .filter(|line| line.starts_with(&format!("{log_topic} ")))
+        .count();
+    assert!(
+        (20..flood / 2).contains(&replies),
+        "{replies} error replies to {flood} bad messages"
+    );
+
+    // The next error reply after the budget refills says how many were left out.
+    let summary = fx.orch.expect(
+        "a count of the errors not reported",
+        |t| t == log_topic,
+        |v| error_text(v).contains("not reported"),
+        WAIT,
+    );
+    assert!(error_text(&summary).contains("more errors"), "{summary}");
+}

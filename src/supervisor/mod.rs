@@ -5,6 +5,7 @@
 //! Not for: network I/O (the mqtt session), wire formats (protocol) or running
 //! programs (launchers).
 
+mod budget;
 mod modules;
 mod registration;
 
@@ -23,6 +24,7 @@ use crate::outbox::Outbox;
 use crate::protocol::{ChildStats, FileType, Inbound, ModuleRequest, Protocol, ProtocolError};
 use crate::stats::{CpuMeter, ModuleStats};
 
+use budget::{ErrorBudget, Verdict};
 use modules::{Lookup, ModuleEntry, Phase, Registry};
 use registration::{RegAction, Registration};
 
@@ -73,6 +75,8 @@ pub struct Supervisor {
     module_events: Receiver<ModuleEvent>,
     registry: Registry,
     registration: Registration,
+    /// Limits answers to bad input.
+    errors: ErrorBudget,
     connected: bool,
     ka_interval: Duration,
     next_keepalive: Option<Instant>,
@@ -98,6 +102,7 @@ impl Supervisor {
             module_events,
             registry: Registry::default(),
             registration,
+            errors: ErrorBudget::new(Instant::now()),
             connected: false,
             ka_interval,
             next_keepalive: None,
@@ -137,10 +142,14 @@ impl Supervisor {
 
     fn next_deadline(&self) -> Instant {
         let idle = Instant::now() + Duration::from_secs(3600);
-        [self.registration.deadline(), self.next_keepalive]
-            .into_iter()
-            .flatten()
-            .fold(idle, Instant::min)
+        [
+            self.registration.deadline(),
+            self.next_keepalive,
+            self.errors.summary_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(idle, Instant::min)
     }
 
     fn on_mqtt_event(&mut self, event: MqttEvent) {
@@ -205,6 +214,10 @@ impl Supervisor {
     }
 
     fn on_timer(&mut self, now: Instant) {
+        if let Some(count) = self.errors.take_summary(now) {
+            self.report_suppressed(count);
+        }
+
         let action = self.registration.on_timer(now);
         self.on_reg_action(action);
 
@@ -249,14 +262,35 @@ impl Supervisor {
             }
             Inbound::Stdin { module_uuid, data } => self.stdin(&module_uuid, data),
             Inbound::Invalid { object_id, error } => {
-                warn!("rejected message on '{topic}': {error}");
                 let data = match &error {
                     ProtocolError::NotJson(_) => quote(payload),
                     other => other.offending_value(),
                 };
-                self.reply_error(object_id.as_deref(), &error.to_string(), &data);
+                let desc = error.to_string();
+                self.reply_bad_input(object_id.as_deref(), &format!("on '{topic}'"), &desc, &data);
             }
         }
+    }
+
+    /// Answer bad input from the network, within the error budget: a flood of it gets
+    /// a bounded number of replies and log lines, then a counted summary.
+    fn reply_bad_input(&mut self, object_id: Option<&str>, place: &str, desc: &str, data: &str) {
+        match self.errors.take(Instant::now()) {
+            Verdict::Suppress => {}
+            Verdict::Report { suppressed_before } => {
+                if suppressed_before > 0 {
+                    self.report_suppressed(suppressed_before);
+                }
+                warn!("rejected message {place}: {desc}");
+                self.reply_error(object_id, desc, data);
+            }
+        }
+    }
+
+    fn report_suppressed(&self, count: u64) {
+        let summary = format!("{count} more errors about bad input were not reported");
+        warn!("{summary}");
+        self.reply_error(None, &summary, &count.to_string());
     }
 
     fn reply_error(&self, object_id: Option<&str>, desc: &str, data: &str) {
@@ -266,16 +300,37 @@ impl Supervisor {
 
     fn create(&mut self, object_id: String, request: ModuleRequest) {
         let uuid = request.uuid.clone();
-        if self.registry.contains(&uuid) {
-            info!(
-                "module '{uuid}' ('{}') already runs, create ignored",
-                request.name
-            );
-            let module = request.module_ref();
-            let ok = self
-                .protocol
-                .response_ok(&object_id, "create", &module, request.raw.clone());
-            self.outbox.control(ok);
+        if let Some(entry) = self.registry.get_mut(&uuid) {
+            match &mut entry.phase {
+                Phase::Running => {
+                    info!(
+                        "module '{uuid}' ('{}') already runs, create ignored",
+                        request.name
+                    );
+                    let module = request.module_ref();
+                    let ok = self.protocol.response_ok(
+                        &object_id,
+                        "create",
+                        &module,
+                        request.raw.clone(),
+                    );
+                    self.outbox.control(ok);
+                }
+                Phase::Starting { create_ids } => {
+                    info!(
+                        "module '{uuid}' ('{}') is starting, create joined",
+                        request.name
+                    );
+                    create_ids.push(object_id);
+                }
+                Phase::Stopping { .. } => {
+                    let desc = format!(
+                        "module '{uuid}' is stopping: create it again once its exit is reported"
+                    );
+                    warn!("{desc}");
+                    self.reply_error(Some(&object_id), &desc, &uuid);
+                }
+            }
             return;
         }
         if let Err(desc) = self.admit(&request) {
@@ -357,7 +412,9 @@ impl Supervisor {
         self.session.subscribe(&stdin_topic);
         self.registry.insert(ModuleEntry {
             request,
-            phase: Phase::Starting { create_id },
+            phase: Phase::Starting {
+                create_ids: vec![create_id],
+            },
             stdin: Some(stdin_tx),
             stdin_topic,
             stop,
@@ -365,29 +422,30 @@ impl Supervisor {
             cpu: CpuMeter::new(0, Instant::now()),
             output,
             thread: Some(thread),
-            unanswered_create: None,
+            unanswered_creates: Vec::new(),
         });
         Ok(())
     }
 
     fn delete(&mut self, object_id: String, target: &str) {
+        let target_text = crate::protocol::printable(target);
         let uuid = match self.registry.lookup(target) {
             Lookup::Found(uuid) => uuid,
             Lookup::NotFound if self.protocol.control_is_shared() => {
                 // On a control topic shared by every runtime, deletes of modules that
                 // run elsewhere arrive here too: not ours to answer.
-                debug!("delete of module '{target}' that does not run here");
+                debug!("delete of module '{target_text}' that does not run here");
                 return;
             }
             Lookup::NotFound => {
-                warn!("delete of unknown module '{target}'");
-                let desc = format!("no module '{target}' on this runtime");
-                self.reply_error(Some(&object_id), &desc, target);
+                let desc = format!("no module '{target_text}' on this runtime");
+                warn!("{desc}");
+                self.reply_error(Some(&object_id), &desc, &target_text);
                 return;
             }
             Lookup::Ambiguous(count) => {
-                let desc = format!("name '{target}' matches {count} modules: delete by uuid");
-                self.reply_error(Some(&object_id), &desc, target);
+                let desc = format!("name '{target_text}' matches {count} modules: delete by uuid");
+                self.reply_error(Some(&object_id), &desc, &target_text);
                 return;
             }
         };
@@ -413,9 +471,8 @@ impl Supervisor {
             return;
         };
         if stdin.try_send(data).is_err() {
-            let desc = format!("stdin of module '{uuid}' is full or closed: message dropped");
-            warn!("{desc}");
-            self.reply_error(None, &desc, uuid);
+            let desc = format!("stdin of module '{uuid}' is full: message dropped");
+            self.reply_bad_input(None, "on stdin", &desc, uuid);
         }
     }
 
@@ -431,19 +488,21 @@ impl Supervisor {
         let Some(entry) = self.registry.get_mut(uuid) else {
             return;
         };
-        let Phase::Starting { create_id } = &entry.phase else {
+        let Phase::Starting { create_ids } = &mut entry.phase else {
             return;
         };
-        let create_id = create_id.clone();
+        let create_ids = std::mem::take(create_ids);
         entry.phase = Phase::Running;
         info!("module '{uuid}' ('{}') started", entry.request.name);
-        let ok = self.protocol.response_ok(
-            &create_id,
-            "create",
-            &entry.module_ref(),
-            entry.request.raw.clone(),
-        );
-        self.outbox.control(ok);
+        for create_id in create_ids {
+            let ok = self.protocol.response_ok(
+                &create_id,
+                "create",
+                &entry.module_ref(),
+                entry.request.raw.clone(),
+            );
+            self.outbox.control(ok);
+        }
     }
 
     fn on_failed(&mut self, uuid: &str, error: &str) {
@@ -454,12 +513,14 @@ impl Supervisor {
             "module '{uuid}' ('{}') failed to start: {error}",
             entry.request.name
         );
-        let create_id = match &entry.phase {
-            Phase::Starting { create_id } => Some(create_id.clone()),
-            _ => entry.unanswered_create.take(),
+        let create_ids = match &mut entry.phase {
+            Phase::Starting { create_ids } => std::mem::take(create_ids),
+            _ => std::mem::take(&mut entry.unanswered_creates),
         };
         let desc = format!("module '{uuid}' could not start: {error}");
-        self.reply_error(create_id.as_deref(), &desc, &entry.request.file);
+        for create_id in &create_ids {
+            self.reply_error(Some(create_id), &desc, &entry.request.file);
+        }
         // A module that never ran did not exit: the error reply is all there is to say.
         self.finish(entry, Ending::NeverRan);
     }
@@ -472,7 +533,7 @@ impl Supervisor {
             "module '{uuid}' ('{}') exited: {reason}",
             entry.request.name
         );
-        if let Some(create_id) = entry.unanswered_create.take() {
+        for create_id in std::mem::take(&mut entry.unanswered_creates) {
             let desc = format!("module '{uuid}' was deleted before it started");
             self.reply_error(Some(&create_id), &desc, uuid);
         }
@@ -508,7 +569,9 @@ impl Supervisor {
             _ => entry.output.close(),
         }
         self.session.unsubscribe(&entry.stdin_topic);
-        if let Some(thread) = entry.thread.take() {
+        // The thread's last act was to send the event that brought us here; join it
+        // only when it is done, never wait for it on this thread.
+        if let Some(thread) = entry.thread.take().filter(|thread| thread.is_finished()) {
             if thread.join().is_err() {
                 error!("thread of module '{}' panicked", module.uuid);
             }

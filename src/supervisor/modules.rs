@@ -18,9 +18,10 @@ use crate::stats::{CpuMeter, ModuleStats};
 /// Where a module is in its life.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
-    /// Launched; the create request waits for `Started` or `Failed`.
+    /// Launched; the create requests (the first and any repeats) wait for `Started`
+    /// or `Failed`.
     Starting {
-        create_id: String,
+        create_ids: Vec<String>,
     },
     Running,
     /// Asked to stop; `delete_id` is the delete request to answer once it exits.
@@ -41,8 +42,8 @@ pub struct ModuleEntry {
     pub cpu: CpuMeter,
     pub output: ModuleOutput,
     pub thread: Option<JoinHandle<()>>,
-    /// The create request of a start still pending, when a delete overtook it.
-    pub unanswered_create: Option<String>,
+    /// The create requests of a start still pending, when a delete overtook it.
+    pub unanswered_creates: Vec<String>,
 }
 
 impl ModuleEntry {
@@ -52,8 +53,8 @@ impl ModuleEntry {
 
     /// Raise the stop flag and close stdin; the launcher does the rest.
     pub fn begin_stop(&mut self, delete_id: Option<String>, now: Instant) {
-        if let Phase::Starting { create_id } = &self.phase {
-            self.unanswered_create = Some(create_id.clone());
+        if let Phase::Starting { create_ids } = &mut self.phase {
+            self.unanswered_creates = std::mem::take(create_ids);
         }
         self.phase = Phase::Stopping {
             delete_id,
@@ -87,10 +88,6 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.modules.is_empty()
-    }
-
-    pub fn contains(&self, uuid: &str) -> bool {
-        self.modules.contains_key(uuid)
     }
 
     pub fn insert(&mut self, entry: ModuleEntry) {
