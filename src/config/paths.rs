@@ -68,9 +68,25 @@ pub(super) fn parse_store(url: &str, config_dir: &Path) -> Result<Store, String>
 
 /// `path` made absolute against `base` when relative.
 fn resolve(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
     let joined = base.join(path);
-    std::path::absolute(&joined).unwrap_or(joined)
+    let absolute = std::path::absolute(&joined).unwrap_or(joined);
+    lexically_normal(&absolute)
+}
+
+/// `a/b/../c` as `a/c`: folders named in settings read as the user wrote them, and
+/// module work folders under them never carry a `..` (the launcher refuses those).
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }

@@ -631,3 +631,16 @@ fn batch_check_names_the_layer_that_lowered_the_packet_limit() {
     );
     assert!(err.contains("mqtt.max_packet_bytes '65536'"), "{err}");
 }
+
+#[test]
+fn parent_steps_in_relative_paths_are_folded_away() {
+    let dir = folder(&[(
+        "settings.yaml",
+        "runtime: {state_dir: ../state}\nrepository: {url: 'file://../store'}\n",
+    )]);
+    let s = Settings::load_with_env(dir.path(), no_env()).unwrap();
+
+    let parent = dir.path().parent().unwrap();
+    assert_eq!(s.runtime.state_dir, parent.join("state"));
+    assert_eq!(s.repository_base(), Store::File(parent.join("store")));
+}
