@@ -124,6 +124,23 @@ impl Broker {
         self.child = Some(child);
     }
 
+    /// A broker with a reserved port that is not running yet (`launch` starts it), for
+    /// a runtime that starts before its broker.
+    pub fn unstarted() -> Broker {
+        Broker {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("broker temp dir"),
+            child: None,
+        }
+    }
+
+    /// Start the broker if it is not running; returns once it accepts connections.
+    pub fn launch(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -1007,4 +1024,95 @@ pub fn error_text(err: &Value) -> String {
         err["data"]["details"]["data"]
     )
     .to_lowercase()
+}
+
+// ---------------------------------------------------------------------------------
+// Gate
+
+/// A TCP forwarder from a loopback port of its own to a broker port, standing in for a
+/// flaky network link: `close` cuts every forwarded connection and refuses new ones
+/// (they are accepted and closed at once) until `open`. A runtime pointed at the gate
+/// can be kept off the broker while the orchestrator is connected directly.
+pub struct Gate {
+    pub port: u16,
+    shared: std::sync::Arc<Mutex<GateState>>,
+}
+
+struct GateState {
+    open: bool,
+    stopped: bool,
+    streams: Vec<TcpStream>,
+}
+
+impl Gate {
+    /// Forward to `upstream` (a broker port); open from the start.
+    pub fn start(upstream: u16) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gate port");
+        let port = listener.local_addr().expect("gate address").port();
+        let shared = std::sync::Arc::new(Mutex::new(GateState {
+            open: true,
+            stopped: false,
+            streams: Vec::new(),
+        }));
+        let state = shared.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let mut state = state.lock().expect("gate state");
+                if state.stopped {
+                    return;
+                }
+                let upstream = if state.open {
+                    TcpStream::connect(("127.0.0.1", upstream)).ok()
+                } else {
+                    None
+                };
+                let Some(upstream) = upstream else {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                for (from, to) in [(&stream, &upstream), (&upstream, &stream)] {
+                    if let (Ok(from), Ok(to)) = (from.try_clone(), to.try_clone()) {
+                        thread::spawn(move || forward(from, to));
+                    }
+                }
+                state.streams.push(stream);
+                state.streams.push(upstream);
+            }
+        });
+        Gate { port, shared }
+    }
+
+    /// Cut every forwarded connection and refuse new ones.
+    pub fn close(&self) {
+        let mut state = self.shared.lock().expect("gate state");
+        state.open = false;
+        for stream in state.streams.drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Forward new connections again.
+    pub fn open(&self) {
+        self.shared.lock().expect("gate state").open = true;
+    }
+}
+
+fn forward(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.close();
+        if let Ok(mut state) = self.shared.lock() {
+            state.stopped = true;
+        }
+        // Wake the accept loop so it sees `stopped` and ends.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
 }

@@ -159,3 +159,56 @@ pub fn grow_memory(pages: u32) -> Vec<u8> {
 pub fn not_wasm() -> Vec<u8> {
     b"this is not a WebAssembly module\n".to_vec()
 }
+
+/// Prints `count 1` ... `count {lines}` on stdout, one line per write, sleeping
+/// `interval_ms` (a `poll_oneoff` clock subscription) between lines, then returns.
+pub fn ticker(lines: u32, interval_ms: u64) -> Vec<u8> {
+    let interval_ns = interval_ms * 1_000_000;
+    assemble(&format!(
+        r#"(module
+  (import "{WASI}" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "{WASI}" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; 0..8 iovec, 8 nwritten, 12 nevents, 256..320 line (built backwards from 319),
+  ;; 1024..1072 clock subscription, 1104..1136 event
+  (func $line (param $n i32)
+    (local $p i32)
+    (i32.store8 (i32.const 319) (i32.const 10))
+    (local.set $p (i32.const 319))
+    (loop $digit
+      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+      (i32.store8 (local.get $p)
+        (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
+      (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+      (br_if $digit (i32.ne (local.get $n) (i32.const 0))))
+    (local.set $p (i32.sub (local.get $p) (i32.const 6)))
+    (i32.store8 (local.get $p) (i32.const 99))
+    (i32.store8 offset=1 (local.get $p) (i32.const 111))
+    (i32.store8 offset=2 (local.get $p) (i32.const 117))
+    (i32.store8 offset=3 (local.get $p) (i32.const 110))
+    (i32.store8 offset=4 (local.get $p) (i32.const 116))
+    (i32.store8 offset=5 (local.get $p) (i32.const 32))
+    (i32.store (i32.const 0) (local.get $p))
+    (i32.store (i32.const 4) (i32.sub (i32.const 320) (local.get $p)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func $pause
+    ;; userdata 0, tag 0 (clock), monotonic clock, relative timeout, precision 0
+    (i64.store (i32.const 1024) (i64.const 0))
+    (i32.store8 (i32.const 1032) (i32.const 0))
+    (i32.store (i32.const 1040) (i32.const 1))
+    (i64.store (i32.const 1048) (i64.const {interval_ns}))
+    (i64.store (i32.const 1056) (i64.const 0))
+    (i32.store16 (i32.const 1064) (i32.const 0))
+    (drop (call $poll_oneoff (i32.const 1024) (i32.const 1104) (i32.const 1) (i32.const 12))))
+  (func (export "_start")
+    (local $n i32)
+    (local.set $n (i32.const 1))
+    (block $done
+      (loop $next
+        (br_if $done (i32.gt_u (local.get $n) (i32.const {lines})))
+        (call $line (local.get $n))
+        (if (i32.lt_u (local.get $n) (i32.const {lines})) (then (call $pause)))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $next)))))"#
+    ))
+}
