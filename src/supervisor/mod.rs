@@ -248,7 +248,8 @@ impl Supervisor {
                 ok,
                 details,
             } => {
-                if !ok {
+                if !ok && self.registration.awaits(&object_id) {
+                    let details = quote(details.to_string().as_bytes());
                     warn!("registration refused by the orchestrator: {details}");
                 }
                 let action = self.registration.on_reply(&object_id, ok, &details);
@@ -257,6 +258,7 @@ impl Supervisor {
             Inbound::CreateModule { object_id, request } => self.create(object_id, *request),
             Inbound::DeleteModule { object_id, target } => self.delete(object_id, &target),
             Inbound::DeleteRuntime { object_id } => {
+                let object_id = crate::protocol::printable(&object_id);
                 info!("runtime delete requested ('{object_id}'), shutting down");
                 self.exit_code = Some(0);
             }

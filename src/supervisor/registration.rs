@@ -123,6 +123,11 @@ impl Registration {
         RegAction::Registered { ka_interval }
     }
 
+    /// Whether `object_id` is that of the registration request now out.
+    pub fn awaits(&self, object_id: &str) -> bool {
+        matches!(&self.state, RegState::Pending { object_id: ours, .. } if ours == object_id)
+    }
+
     /// When the next retry is due, if one is pending.
     pub fn deadline(&self) -> Option<Instant> {
         match &self.state {
