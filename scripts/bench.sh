@@ -2,7 +2,8 @@
 # Prints the runtime's numbers, each with its unit and how it was measured:
 #   cold release build time (with --cold-build: a fresh target folder, slow),
 #   stripped release binary size, idle memory after registration, create-to-first-
-#   output latency (hello.wasm), stdin-to-echo latency (echo.wasm), stdout throughput
+#   output latency (hello.wasm), stdin-to-echo latency (echo.wasm), delete-to-exited
+#   latency of a module spinning without host calls (spin.wasm), stdout throughput
 #   (noisy.wasm), peak memory.
 # Runs everything locally: a private mosquitto on a free port and the release binary
 # (tests/e2e/lib.sh does the set-up); the MQTT side is scripts/mqtt_bench.py (Python's
@@ -78,7 +79,8 @@ measure() {
     python3 scripts/mqtt_bench.py --port "$E2E_PORT" --realm "$E2E_REALM" \
         --runtime "$E2E_RUNTIME_UUID" "$@"
 }
-for measurement in "create-latency --runs $runs" "echo-latency --runs $runs" "throughput --lines $lines"; do
+for measurement in "create-latency --runs $runs" "echo-latency --runs $runs" \
+    "stop-latency --runs 10" "throughput --lines $lines"; do
     # shellcheck disable=SC2086 # the options are split on purpose
     line="$(measure $measurement)"
     read -r name value unit how <<<"$line"

@@ -245,6 +245,26 @@ def throughput(runtime, lines):
            f"create request -> last line")
 
 
+def stop_latency(runtime, runs):
+    samples = []
+    for _ in range(runs):
+        module = str(uuid.uuid4())
+        runtime.client.subscribe(runtime.stdout(module))
+        runtime.client.drain()
+        runtime.create(module, "spin.wasm")
+        runtime.wait_for(lambda t, p, m=module: t == runtime.stdout(m), 30,
+                         "'spinning' from spin.wasm")
+        # let it spin: the delete must interrupt a loop that never calls the host
+        time.sleep(0.2)
+        start = time.monotonic()
+        runtime.delete(module)
+        samples.append(runtime.wait_exited(module) - start)
+    report("delete_to_exited_spin_median", statistics.median(samples) * 1000, "ms",
+           f"median of {runs}: delete request for a spinning spin.wasm published -> its "
+           f"'exited' notice received (min {min(samples) * 1000:.1f}, "
+           f"max {max(samples) * 1000:.1f})")
+
+
 def report(name, value, unit, how):
     print(f"{name} {value:.1f} {unit}  ({how})", flush=True)
 
@@ -255,7 +275,8 @@ def main():
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--realm", default="realm")
     parser.add_argument("--runtime", required=True, help="the runtime's uuid")
-    parser.add_argument("measurement", choices=["create-latency", "echo-latency", "throughput"])
+    parser.add_argument("measurement",
+                        choices=["create-latency", "echo-latency", "stop-latency", "throughput"])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--lines", type=int, default=20000)
     args = parser.parse_args()
@@ -268,6 +289,8 @@ def main():
             create_latency(runtime, args.runs)
         elif args.measurement == "echo-latency":
             echo_latency(runtime, args.runs)
+        elif args.measurement == "stop-latency":
+            stop_latency(runtime, args.runs)
         else:
             throughput(runtime, args.lines)
     except TimeoutError as error:
