@@ -79,6 +79,9 @@ pub struct Broker {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// Username and password every client must give (`start_with_auth`); `None` lets
+    /// anonymous clients in.
+    auth: Option<(String, String)>,
 }
 
 impl Broker {
@@ -88,6 +91,20 @@ impl Broker {
             port: free_port(),
             dir,
             child: None,
+            auth: None,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// A broker that refuses anonymous clients and accepts only `username`/`password`.
+    pub fn start_with_auth(username: &str, password: &str) -> Broker {
+        let dir = tempfile::tempdir().expect("broker temp dir");
+        let mut broker = Broker {
+            port: free_port(),
+            dir,
+            child: None,
+            auth: Some((username.into(), password.into())),
         };
         broker.spawn();
         broker
@@ -97,10 +114,33 @@ impl Broker {
         let conf = self.dir.path().join("mosquitto.conf");
         let log = self.dir.path().join("mosquitto.log");
         let mut text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n\
+            "listener {} 127.0.0.1\nset_tcp_nodelay true\npersistence false\n\
              log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n",
             self.port
         );
+        match &self.auth {
+            None => text.push_str("allow_anonymous true\n"),
+            Some((username, password)) => {
+                let file = self.dir.path().join("passwords");
+                let status = Command::new("mosquitto_passwd")
+                    .arg("-b")
+                    .arg("-c")
+                    .arg(&file)
+                    .arg(username)
+                    .arg(password)
+                    .status()
+                    .expect("run mosquitto_passwd (is it installed?)");
+                assert!(status.success(), "mosquitto_passwd failed: {status}");
+                // Owner-only, so mosquitto (running as this user) does not warn.
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
+                    .expect("chmod the password file");
+                text.push_str(&format!(
+                    "allow_anonymous false\npassword_file {}\n",
+                    file.to_string_lossy()
+                ));
+            }
+        }
         if unsafe { libc::geteuid() } == 0 {
             text.push_str("user root\n");
         }
@@ -131,6 +171,7 @@ impl Broker {
             port: free_port(),
             dir: tempfile::tempdir().expect("broker temp dir"),
             child: None,
+            auth: None,
         }
     }
 
@@ -176,6 +217,8 @@ pub struct RuntimeOptions {
     pub programs: Vec<(String, Vec<u8>)>,
     /// Written as `.appsettings.yaml` (e.g. a dialect block) when given.
     pub extra_appsettings: Option<String>,
+    /// Written as `.secrets.yaml` (above `settings.yaml`) when given.
+    pub secrets: Option<String>,
 }
 
 impl Default for RuntimeOptions {
@@ -185,6 +228,7 @@ impl Default for RuntimeOptions {
             env: Vec::new(),
             programs: Vec::new(),
             extra_appsettings: None,
+            secrets: None,
         }
     }
 }
@@ -204,6 +248,12 @@ impl RuntimeOptions {
     /// Write `yaml` as the runtime's `.appsettings.yaml` (below `settings.yaml`).
     pub fn appsettings(mut self, yaml: &str) -> Self {
         self.extra_appsettings = Some(yaml.into());
+        self
+    }
+
+    /// Write `yaml` as the runtime's `.secrets.yaml` (above `settings.yaml`).
+    pub fn secrets(mut self, yaml: &str) -> Self {
+        self.secrets = Some(yaml.into());
         self
     }
 
@@ -313,6 +363,9 @@ impl Runtime {
             fs::write(config_dir.join(".appsettings.yaml"), appsettings)
                 .expect("write .appsettings.yaml");
         }
+        if let Some(secrets) = &options.secrets {
+            fs::write(config_dir.join(".secrets.yaml"), secrets).expect("write .secrets.yaml");
+        }
 
         let log = dir.path().join("sideload.log");
         let out = fs::File::create(&log).expect("runtime log");
@@ -354,6 +407,26 @@ impl Runtime {
 
     pub fn log(&self) -> String {
         read_lossy(&self.log)
+    }
+
+    /// The log once `pred` holds for it, polling the log file until `timeout`.
+    pub fn wait_for_log(
+        &self,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if pred(&log) {
+                return log;
+            }
+            if Instant::now() > deadline {
+                panic!("expected {what} in the runtime's log within {timeout:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn kill(&mut self) {
@@ -470,8 +543,29 @@ pub struct Orchestrator {
 impl Orchestrator {
     /// Connect and return once the `{realm}/#` subscription is confirmed.
     pub fn connect(broker: &Broker, realm: &str) -> Orchestrator {
+        Orchestrator::connect_with(broker, realm, None)
+    }
+
+    /// `connect` giving `credentials` (username, password) to the broker.
+    pub fn connect_as(
+        broker: &Broker,
+        realm: &str,
+        username: &str,
+        password: &str,
+    ) -> Orchestrator {
+        Orchestrator::connect_with(broker, realm, Some((username, password)))
+    }
+
+    fn connect_with(
+        broker: &Broker,
+        realm: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> Orchestrator {
         let mut options =
             MqttOptions::new(format!("orch-{}", short_id()), "127.0.0.1", broker.port);
+        if let Some((username, password)) = credentials {
+            options.set_credentials(username, password);
+        }
         options.set_keep_alive(Duration::from_secs(5));
         options.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
         let (client, mut connection) = Client::new(options, 256);
