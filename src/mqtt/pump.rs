@@ -256,7 +256,7 @@ impl Pump {
         drop(state);
         self.link.changed.notify_all();
 
-        let reason = error.to_string();
+        let reason = describe(&error);
         if progress.outage_reported {
             log::debug!("mqtt connection attempt failed: {reason}");
             return;
@@ -326,6 +326,24 @@ fn jitter() -> f64 {
     ((random ^ nanos) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A connection error in an operator's words: a broker's refusal is not a network fault.
+fn describe(error: &ConnectionError) -> String {
+    use rumqttc::ConnectReturnCode as Code;
+
+    let ConnectionError::ConnectionRefused(code) = error else {
+        return error.to_string();
+    };
+    let why = match code {
+        Code::BadUserNamePassword => "bad username or password (check .secrets.yaml)",
+        Code::NotAuthorized => "not authorised (check mqtt.username and mqtt.password)",
+        Code::BadClientId => "client id refused (runtime.uuid)",
+        Code::ServiceUnavailable => "service unavailable",
+        Code::RefusedProtocolVersion => "protocol version refused (MQTT 3.1.1 is needed)",
+        Code::Success => "refused without a reason",
+    };
+    format!("the broker refused the connection: {why}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +374,15 @@ mod tests {
         assert_eq!(
             backoff_delay(f64::NAN, -1.0, u32::MAX, 0.5),
             Duration::from_millis(100)
+        );
+    }
+
+    #[test]
+    fn a_refusal_by_the_broker_is_told_apart_from_a_network_fault() {
+        let refused = ConnectionError::ConnectionRefused(rumqttc::ConnectReturnCode::NotAuthorized);
+        assert_eq!(
+            describe(&refused),
+            "the broker refused the connection: not authorised (check mqtt.username and mqtt.password)"
         );
     }
 }
