@@ -454,12 +454,16 @@ impl Supervisor {
         let Some(entry) = self.registry.get_mut(&uuid) else {
             return;
         };
-        if matches!(entry.phase, Phase::Stopping { .. }) {
-            debug!("module '{uuid}' is already stopping");
+        let already_stopping = matches!(entry.phase, Phase::Stopping { .. });
+        entry.begin_stop(Some(object_id));
+        if already_stopping {
+            info!(
+                "module '{uuid}' ('{}') is already stopping, delete joined",
+                entry.request.name
+            );
             return;
         }
         info!("stopping module '{uuid}' ('{}')", entry.request.name);
-        entry.begin_stop(Some(object_id), Instant::now());
         if let Some(launcher) = self.launchers.get(&entry.request.filetype) {
             launcher.stop(&uuid);
         }
@@ -486,15 +490,19 @@ impl Supervisor {
         }
     }
 
+    /// The program runs: answer its creates, even when a stop overtook the start (its
+    /// exit will be reported).
     fn on_started(&mut self, uuid: &str) {
         let Some(entry) = self.registry.get_mut(uuid) else {
             return;
         };
-        let Phase::Starting { create_ids } = &mut entry.phase else {
+        if matches!(entry.phase, Phase::Running) {
             return;
-        };
-        let create_ids = std::mem::take(create_ids);
-        entry.phase = Phase::Running;
+        }
+        let create_ids = entry.take_pending_creates();
+        if matches!(entry.phase, Phase::Starting { .. }) {
+            entry.phase = Phase::Running;
+        }
         info!("module '{uuid}' ('{}') started", entry.request.name);
         for create_id in create_ids {
             let ok = self.protocol.response_ok(
@@ -515,12 +523,8 @@ impl Supervisor {
             "module '{uuid}' ('{}') failed to start: {error}",
             entry.request.name
         );
-        let create_ids = match &mut entry.phase {
-            Phase::Starting { create_ids } => std::mem::take(create_ids),
-            _ => std::mem::take(&mut entry.unanswered_creates),
-        };
         let desc = format!("module '{uuid}' could not start: {error}");
-        for create_id in &create_ids {
+        for create_id in &entry.take_pending_creates() {
             self.reply_error(Some(create_id), &desc, &entry.request.file);
         }
         // A module that never ran did not exit: the error reply is all there is to say.
@@ -535,35 +539,29 @@ impl Supervisor {
             "module '{uuid}' ('{}') exited: {reason}",
             entry.request.name
         );
-        for create_id in std::mem::take(&mut entry.unanswered_creates) {
-            let desc = format!("module '{uuid}' was deleted before it started");
+        for create_id in entry.take_pending_creates() {
+            let desc = format!("module '{uuid}' ended before it started");
             self.reply_error(Some(&create_id), &desc, uuid);
         }
         self.finish(entry, Ending::Exited(code));
     }
 
-    /// Report the exit behind the module's last output, answer a pending delete, and
+    /// Report the exit behind the module's last output, answer pending deletes, and
     /// forget the module.
     fn finish(&mut self, mut entry: ModuleEntry, ending: Ending) {
         let module = entry.module_ref();
-        if let Phase::Stopping {
-            delete_id: Some(delete_id),
-            ..
-        } = &entry.phase
-        {
+        let delete_ids = match &mut entry.phase {
+            Phase::Stopping { delete_ids } => std::mem::take(delete_ids),
+            _ => Vec::new(),
+        };
+        for delete_id in &delete_ids {
             let details = json!({"uuid": module.uuid, "name": module.name});
             let ok = self
                 .protocol
                 .response_ok(delete_id, "delete", &module, details);
             self.outbox.control(ok);
         }
-        let deleted = matches!(
-            entry.phase,
-            Phase::Stopping {
-                delete_id: Some(_),
-                ..
-            }
-        );
+        let deleted = !delete_ids.is_empty();
         match ending {
             Ending::Exited(code) if !deleted || self.protocol.notifies_deleted_modules() => {
                 entry.output.close_with(self.protocol.exited(&module, code));
@@ -585,9 +583,7 @@ impl Supervisor {
         let now = Instant::now();
         for uuid in self.registry.uuids() {
             if let Some(entry) = self.registry.get_mut(&uuid) {
-                if !matches!(entry.phase, Phase::Stopping { .. }) {
-                    entry.begin_stop(None, now);
-                }
+                entry.begin_stop(None);
                 if let Some(launcher) = self.launchers.get(&entry.request.filetype) {
                     launcher.stop(&uuid);
                 }
@@ -601,16 +597,8 @@ impl Supervisor {
             }
         }
         for uuid in self.registry.uuids() {
-            if let Some(mut entry) = self.registry.remove(&uuid) {
-                error!("module '{uuid}' did not stop in time; abandoning it");
-                entry.thread = None;
-                self.finish(entry, Ending::Exited(None));
-                let work_dir = self.settings.work_root.join(&uuid);
-                if work_dir.exists() {
-                    if let Err(err) = std::fs::remove_dir_all(&work_dir) {
-                        warn!("cannot remove '{}': {err}", work_dir.display());
-                    }
-                }
+            if let Some(entry) = self.registry.remove(&uuid) {
+                self.abandon(entry);
             }
         }
         // Empty now; a folder left behind would only puzzle whoever looks.
@@ -620,6 +608,33 @@ impl Supervisor {
         }
         self.session.shutdown(SHUTDOWN_PUBLISH_GRACE);
         info!("runtime stopped");
+    }
+
+    /// Give up on a module that did not stop in time: answer what it left unanswered,
+    /// report its end and remove its work folder behind its thread's back.
+    fn abandon(&mut self, mut entry: ModuleEntry) {
+        let uuid = entry.request.uuid.clone();
+        error!(
+            "module '{uuid}' ('{}') did not stop in time, abandoning it",
+            entry.request.name
+        );
+        let ending = if entry.never_started() {
+            Ending::NeverRan
+        } else {
+            Ending::Exited(None)
+        };
+        let desc = format!("module '{uuid}' did not start before the runtime stopped");
+        for create_id in entry.take_pending_creates() {
+            self.reply_error(Some(&create_id), &desc, &uuid);
+        }
+        self.finish(entry, ending);
+
+        let work_dir = self.settings.work_root.join(&uuid);
+        if work_dir.exists() {
+            if let Err(err) = std::fs::remove_dir_all(&work_dir) {
+                warn!("cannot remove '{}': {err}", work_dir.display());
+            }
+        }
     }
 }
 
@@ -681,3 +696,6 @@ pub fn prepare_work_root(root: &std::path::Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

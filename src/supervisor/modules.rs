@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
@@ -24,10 +23,10 @@ pub enum Phase {
         create_ids: Vec<String>,
     },
     Running,
-    /// Asked to stop; `delete_id` is the delete request to answer once it exits.
+    /// Asked to stop; `delete_ids` are the delete requests to answer once it exits
+    /// (none when the runtime itself stops it).
     Stopping {
-        delete_id: Option<String>,
-        since: Instant,
+        delete_ids: Vec<String>,
     },
 }
 
@@ -42,7 +41,7 @@ pub struct ModuleEntry {
     pub cpu: CpuMeter,
     pub output: ModuleOutput,
     pub thread: Option<JoinHandle<()>>,
-    /// The create requests of a start still pending, when a delete overtook it.
+    /// The create requests of a start still pending, when a stop overtook it.
     pub unanswered_creates: Vec<String>,
 }
 
@@ -51,17 +50,35 @@ impl ModuleEntry {
         self.request.module_ref()
     }
 
-    /// Raise the stop flag and close stdin; the launcher does the rest.
-    pub fn begin_stop(&mut self, delete_id: Option<String>, now: Instant) {
-        if let Phase::Starting { create_ids } = &mut self.phase {
-            self.unanswered_creates = std::mem::take(create_ids);
+    /// Raise the stop flag and close stdin; the launcher does the rest. A delete that
+    /// arrives while the module is already stopping joins the ones to answer.
+    pub fn begin_stop(&mut self, delete_id: Option<String>) {
+        match &mut self.phase {
+            Phase::Stopping { delete_ids } => delete_ids.extend(delete_id),
+            phase => {
+                if let Phase::Starting { create_ids } = phase {
+                    self.unanswered_creates = std::mem::take(create_ids);
+                }
+                self.phase = Phase::Stopping {
+                    delete_ids: delete_id.into_iter().collect(),
+                };
+            }
         }
-        self.phase = Phase::Stopping {
-            delete_id,
-            since: now,
-        };
         self.stop.raise();
         self.stdin = None;
+    }
+
+    /// The create requests still waiting for the module to start, whatever its phase.
+    pub fn take_pending_creates(&mut self) -> Vec<String> {
+        match &mut self.phase {
+            Phase::Starting { create_ids } => std::mem::take(create_ids),
+            _ => std::mem::take(&mut self.unanswered_creates),
+        }
+    }
+
+    /// Whether the module's program never started running.
+    pub fn never_started(&self) -> bool {
+        matches!(self.phase, Phase::Starting { .. }) || !self.unanswered_creates.is_empty()
     }
 }
 
