@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{select, Receiver, Sender, TrySendError};
 use log::{debug, error, info, warn};
 use serde_json::json;
 
@@ -302,47 +302,58 @@ impl Supervisor {
 
     fn create(&mut self, object_id: String, request: ModuleRequest) {
         let uuid = request.uuid.clone();
-        if let Some(entry) = self.registry.get_mut(&uuid) {
-            match &mut entry.phase {
-                Phase::Running => {
-                    info!(
-                        "module '{uuid}' ('{}') already runs, create ignored",
-                        request.name
-                    );
-                    let module = request.module_ref();
-                    let ok = self.protocol.response_ok(
-                        &object_id,
-                        "create",
-                        &module,
-                        request.raw.clone(),
-                    );
-                    self.outbox.control(ok);
-                }
-                Phase::Starting { create_ids } => {
-                    info!(
-                        "module '{uuid}' ('{}') is starting, create joined",
-                        request.name
-                    );
-                    create_ids.push(object_id);
-                }
-                Phase::Stopping { .. } => {
-                    let desc = format!(
-                        "module '{uuid}' is stopping: create it again once its exit is reported"
-                    );
-                    warn!("{desc}");
-                    self.reply_error(Some(&object_id), &desc, &uuid);
-                }
-            }
+        if self.registry.contains(&uuid) {
+            self.create_again(object_id, &request);
             return;
         }
         if let Err(desc) = self.admit(&request) {
-            warn!("create of module '{uuid}' refused: {desc}");
+            warn!(
+                "create of module '{uuid}' ('{}') refused: {desc}",
+                request.name
+            );
             self.reply_error(Some(&object_id), &desc, &uuid);
             return;
         }
+        let name = request.name.clone();
         if let Err(desc) = self.launch(object_id.clone(), request) {
-            error!("module '{uuid}' could not be launched: {desc}");
+            error!("module '{uuid}' ('{name}') could not be launched: {desc}");
             self.reply_error(Some(&object_id), &desc, &uuid);
+        }
+    }
+
+    /// A create for a module the runtime already has (the orchestrator re-sends creates
+    /// after every registration).
+    fn create_again(&mut self, object_id: String, request: &ModuleRequest) {
+        let uuid = &request.uuid;
+        let Some(entry) = self.registry.get_mut(uuid) else {
+            return;
+        };
+        match &mut entry.phase {
+            Phase::Running => {
+                info!(
+                    "module '{uuid}' ('{}') already runs, create ignored",
+                    request.name
+                );
+                let module = request.module_ref();
+                let ok =
+                    self.protocol
+                        .response_ok(&object_id, "create", &module, request.raw.clone());
+                self.outbox.control(ok);
+            }
+            Phase::Starting { create_ids } => {
+                info!(
+                    "module '{uuid}' ('{}') is starting, create joined",
+                    request.name
+                );
+                create_ids.push(object_id);
+            }
+            Phase::Stopping { .. } => {
+                let desc = format!(
+                    "module '{uuid}' is stopping: create it again once its exit is reported"
+                );
+                warn!("{desc}");
+                self.reply_error(Some(&object_id), &desc, uuid);
+            }
         }
     }
 
@@ -447,6 +458,7 @@ impl Supervisor {
             }
             Lookup::Ambiguous(count) => {
                 let desc = format!("name '{target_text}' matches {count} modules: delete by uuid");
+                warn!("{desc}");
                 self.reply_error(Some(&object_id), &desc, &target_text);
                 return;
             }
@@ -476,9 +488,16 @@ impl Supervisor {
         let Some(stdin) = &entry.stdin else {
             return;
         };
-        if stdin.try_send(data).is_err() {
-            let desc = format!("stdin of module '{uuid}' is full: message dropped");
-            self.reply_bad_input(None, "on stdin", &desc, uuid);
+        match stdin.try_send(data) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                let desc = format!("stdin of module '{uuid}' is full: message dropped");
+                self.reply_bad_input(None, "on stdin", &desc, uuid);
+            }
+            // The program has ended; its exit is on the way.
+            Err(TrySendError::Disconnected(_)) => {
+                debug!("stdin for module '{uuid}' that no longer reads it dropped");
+            }
         }
     }
 
@@ -573,7 +592,10 @@ impl Supervisor {
         // only when it is done, never wait for it on this thread.
         if let Some(thread) = entry.thread.take().filter(|thread| thread.is_finished()) {
             if thread.join().is_err() {
-                error!("thread of module '{}' panicked", module.uuid);
+                error!(
+                    "thread of module '{}' ('{}') panicked",
+                    module.uuid, module.name
+                );
             }
         }
     }

@@ -119,6 +119,10 @@ impl Registry {
         Some(entry)
     }
 
+    pub fn contains(&self, uuid: &str) -> bool {
+        self.modules.contains_key(uuid)
+    }
+
     pub fn get_mut(&mut self, uuid: &str) -> Option<&mut ModuleEntry> {
         self.modules.get_mut(uuid)
     }

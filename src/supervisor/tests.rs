@@ -233,3 +233,15 @@ fn shutdown_answers_the_create_of_a_module_still_fetching_and_sends_no_exited() 
     );
     assert!(!work_root.exists(), "work folders left behind");
 }
+
+#[test]
+fn stdin_for_a_module_whose_program_ended_is_dropped_without_an_error() {
+    let mut fx = fixture();
+    fx.supervisor.create("c1".into(), request("m1"));
+    fx.supervisor.on_module_event(started("m1"));
+    fx.launcher.launched.lock().unwrap().clear();
+
+    fx.supervisor.stdin("m1", b"late line\n".to_vec());
+
+    assert_eq!(published(&mut fx.published), [pair("c1", "ok")]);
+}
