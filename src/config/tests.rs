@@ -257,6 +257,10 @@ fn out_of_range_values_are_rejected_naming_key_and_value() {
             "'runtime.reg_timeout_seconds': '0' must be a number greater than 0",
         ),
         (
+            "runtime: {ka_interval_sec: 0.001}",
+            "'runtime.ka_interval_sec': '0.001' must be at least 1 second",
+        ),
+        (
             "runtime: {ka_interval_sec: -1}",
             "'runtime.ka_interval_sec': '-1'",
         ),

@@ -55,6 +55,10 @@ impl Settings {
         })?;
         c.positive(r.reg_timeout_seconds, "runtime.reg_timeout_seconds")?;
         c.positive(r.ka_interval_sec, "runtime.ka_interval_sec")?;
+        // More than one keepalive a second only floods the orchestrator.
+        c.ensure(r.ka_interval_sec >= 1.0, "runtime.ka_interval_sec", || {
+            format!("'{}' must be at least 1 second", r.ka_interval_sec)
+        })?;
         c.non_negative(r.inactivity_timeout_sec, "runtime.inactivity_timeout_sec")?;
         let interval = "runtime.inactivity_check_interval_sec";
         c.non_negative(r.inactivity_check_interval_sec, interval)?;

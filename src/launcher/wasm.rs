@@ -135,7 +135,7 @@ fn start_and_run(
     let uuid = job.request.uuid.clone();
     let name = job.request.name.clone();
     let fail = |error: String| {
-        log::warn!("module '{name}' ('{uuid}') failed to start: {error}");
+        log::debug!("module '{name}' ('{uuid}') failed to start: {error}");
         let _ = job.events.send(ModuleEvent::Failed {
             uuid: uuid.clone(),
             error,
