@@ -274,8 +274,9 @@ impl Supervisor {
         }
     }
 
-    /// Answer bad input from the network, within the error budget: a flood of it gets
-    /// a bounded number of replies and log lines, then a counted summary.
+    /// Answer bad input from the network (malformed messages, unknown modules, creates
+    /// the runtime cannot take) within the error budget: a flood of it gets a bounded
+    /// number of replies and log lines, then a counted summary.
     fn reply_bad_input(&mut self, object_id: Option<&str>, place: &str, desc: &str, data: &str) {
         match self.errors.take(Instant::now()) {
             Verdict::Suppress => {}
@@ -307,11 +308,8 @@ impl Supervisor {
             return;
         }
         if let Err(desc) = self.admit(&request) {
-            warn!(
-                "create of module '{uuid}' ('{}') refused: {desc}",
-                request.name
-            );
-            self.reply_error(Some(&object_id), &desc, &uuid);
+            let place = format!("(create of module '{uuid}' ('{}'))", request.name);
+            self.reply_bad_input(Some(&object_id), &place, &desc, &uuid);
             return;
         }
         let name = request.name.clone();
@@ -452,8 +450,7 @@ impl Supervisor {
             }
             Lookup::NotFound => {
                 let desc = format!("no module '{target_text}' on this runtime");
-                warn!("{desc}");
-                self.reply_error(Some(&object_id), &desc, &target_text);
+                self.reply_bad_input(Some(&object_id), "(delete)", &desc, &target_text);
                 return;
             }
             Lookup::Ambiguous(count) => {
