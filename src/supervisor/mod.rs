@@ -34,8 +34,6 @@ const STDIN_QUEUE: usize = 256;
 const SHUTDOWN_MODULE_GRACE: Duration = Duration::from_millis(2500);
 /// How long shutdown gives the session to deliver the last messages.
 const SHUTDOWN_PUBLISH_GRACE: Duration = Duration::from_millis(1500);
-/// Offending values quoted in error messages are cut to this many characters.
-const QUOTE_LIMIT: usize = 200;
 
 /// Settings the supervisor reads while running.
 pub struct SupervisorSettings {
@@ -249,7 +247,7 @@ impl Supervisor {
                 details,
             } => {
                 if !ok && self.registration.awaits(&object_id) {
-                    let details = quote(details.to_string().as_bytes());
+                    let details = crate::protocol::printable(&details.to_string());
                     warn!("registration refused by the orchestrator: {details}");
                 }
                 let action = self.registration.on_reply(&object_id, ok, &details);
@@ -265,7 +263,9 @@ impl Supervisor {
             Inbound::Stdin { module_uuid, data } => self.stdin(&module_uuid, data),
             Inbound::Invalid { object_id, error } => {
                 let data = match &error {
-                    ProtocolError::NotJson(_) => quote(payload),
+                    ProtocolError::NotJson(_) => {
+                        crate::protocol::printable(&String::from_utf8_lossy(payload))
+                    }
                     other => other.offending_value(),
                 };
                 let desc = error.to_string();
@@ -681,17 +681,6 @@ enum Ending {
     Exited(Option<i32>),
     /// It failed before running.
     NeverRan,
-}
-
-/// An offending payload, quoted for an error message: lossy text, cut short.
-fn quote(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    if text.chars().count() <= QUOTE_LIMIT {
-        return text.into_owned();
-    }
-    let mut cut: String = text.chars().take(QUOTE_LIMIT).collect();
-    cut.push_str("...");
-    cut
 }
 
 /// Create the folder that holds module work folders, removing any left by a run that
