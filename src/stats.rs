@@ -19,6 +19,9 @@ pub struct ModuleStats {
     pub net_tx_bytes: AtomicU64,
     pub net_rx_pkts: AtomicU64,
     pub net_tx_pkts: AtomicU64,
+    /// Block I/O read and written (containers).
+    pub blk_read_bytes: AtomicU64,
+    pub blk_write_bytes: AtomicU64,
     /// WebAssembly fuel burnt so far (0 for other launchers).
     pub fuel_consumed: AtomicU64,
 }

@@ -30,8 +30,8 @@ use validate::{parse_level, Checker};
 
 pub use crate::program_files::Store;
 pub use settings::{
-    LauncherSettings, MqttSettings, OutputSettings, RepositorySettings, RuntimeSettings, Settings,
-    WasmSettings,
+    ContainerSettings, LauncherEntry, LauncherKind, LauncherSettings, MqttSettings, OutputSettings,
+    RepositorySettings, RuntimeSettings, Settings, WasmSettings,
 };
 
 /// Settings files of a config folder, lowest precedence first, and whether each is required.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::MASK;
-use crate::protocol::DialectConfig;
+use crate::protocol::{DialectConfig, FileType};
 
 /// Everything the runtime reads from its config folder, after layering.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +52,13 @@ pub struct RuntimeSettings {
     /// 0 = off.
     pub inactivity_timeout_sec: f64,
     pub inactivity_check_interval_sec: f64,
+    /// A module counts as idle over a check interval when its average CPU stayed
+    /// under this percentage ...
+    pub inactivity_cpu_percent: f64,
+    /// ... its network traffic (received plus sent) under this many bytes a second ...
+    pub inactivity_net_bytes_sec: f64,
+    /// ... and its block I/O (read plus written) under this many bytes a second.
+    pub inactivity_blk_bytes_sec: f64,
     pub runtime_type: String,
     pub apis: Vec<String>,
     /// Folder for state kept across restarts (the generated uuid) and module work
@@ -89,6 +96,10 @@ pub struct RepositorySettings {
     pub url: String,
     pub timeout_sec: f64,
     pub max_file_bytes: u64,
+    /// Most files one module's program folder may hold (sub-folders included).
+    pub max_files: usize,
+    /// Most bytes one module's program folder may hold in all.
+    pub max_total_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +109,84 @@ pub struct LauncherSettings {
     pub pipe_stdout: bool,
     pub output: OutputSettings,
     pub wasm: WasmSettings,
+    /// The launcher table, keyed by filetype as in the Python runtime
+    /// (`launcher.PY`, `launcher.WA`; keys match case-insensitively).
+    pub py: LauncherEntry,
+    pub wa: LauncherEntry,
+}
+
+/// Which launcher starts one filetype, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LauncherEntry {
+    /// `container`, `wasm` or `disabled`. The Python runtime's class names
+    /// (`launcher.python_launcher.PythonLauncher`) mean `container`.
+    pub class: String,
+    /// Container launcher: the command run in the container, before the program's
+    /// file name and arguments.
+    pub cmd: String,
+    /// Container launcher: image and run options.
+    pub docker: ContainerSettings,
+}
+
+/// What kind of launcher an entry of the launcher table names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LauncherKind {
+    Container,
+    Wasm,
+    Disabled,
+}
+
+impl LauncherEntry {
+    /// The kind `class` names, or `None` for a class the runtime does not know.
+    pub fn kind(&self) -> Option<LauncherKind> {
+        let class = self.class.trim();
+        let lower = class.to_ascii_lowercase();
+        match lower.as_str() {
+            "container" | "docker" => Some(LauncherKind::Container),
+            "wasm" => Some(LauncherKind::Wasm),
+            "disabled" | "none" | "off" => Some(LauncherKind::Disabled),
+            _ if class.ends_with("PythonLauncher") => Some(LauncherKind::Container),
+            _ => None,
+        }
+    }
+}
+
+impl LauncherSettings {
+    /// The table's entry for a filetype.
+    pub fn entry(&self, filetype: FileType) -> &LauncherEntry {
+        match filetype {
+            FileType::Python => &self.py,
+            FileType::Wasm => &self.wa,
+        }
+    }
+}
+
+/// How the container launcher runs containers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerSettings {
+    /// The engine's command line: `docker`, or `podman` (a name on PATH or a path).
+    pub engine: String,
+    pub image: String,
+    /// Where the module's work folder is mounted in the container.
+    pub workdir: String,
+    /// `missing` (pull when the image is not there), `never` or `always`.
+    pub pull: String,
+    /// Relative CPU weight (`--cpu-shares`); 0 = engine default.
+    pub cpu_shares: u64,
+    /// Memory limit (`--memory`, e.g. `256m`); unset = none.
+    pub memory: Option<String>,
+    /// Most processes in a container (`--pids-limit`); 0 = engine default.
+    pub pids_limit: i64,
+    /// Network of the container (`--network`); unset = engine default.
+    pub network: Option<String>,
+    /// Extra options passed to `create` as they are (e.g. `["--read-only"]`).
+    pub extra_args: Vec<String>,
+    /// Seconds a stopping container gets between SIGTERM and SIGKILL.
+    pub stop_grace_sec: f64,
+    /// Longest wait for one engine command (create, start, inspect, stats, rm).
+    pub engine_timeout_sec: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,6 +241,9 @@ impl Default for RuntimeSettings {
             ka_interval_sec: 60.0,
             inactivity_timeout_sec: 0.0,
             inactivity_check_interval_sec: 30.0,
+            inactivity_cpu_percent: 1.0,
+            inactivity_net_bytes_sec: 100.0,
+            inactivity_blk_bytes_sec: 1000.0,
             runtime_type: "linux/sideload".into(),
             apis: vec![
                 "wasm".into(),
@@ -189,6 +281,8 @@ impl Default for RepositorySettings {
             url: "file://programs".into(),
             timeout_sec: 30.0,
             max_file_bytes: 64 * 1024 * 1024,
+            max_files: 1000,
+            max_total_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -199,6 +293,44 @@ impl Default for LauncherSettings {
             pipe_stdout: true,
             output: OutputSettings::default(),
             wasm: WasmSettings::default(),
+            py: LauncherEntry {
+                class: "container".into(),
+                cmd: "/entrypoint.sh".into(),
+                docker: ContainerSettings::default(),
+            },
+            wa: LauncherEntry {
+                class: "wasm".into(),
+                cmd: String::new(),
+                docker: ContainerSettings::default(),
+            },
+        }
+    }
+}
+
+impl Default for LauncherEntry {
+    fn default() -> Self {
+        LauncherEntry {
+            class: "disabled".into(),
+            cmd: String::new(),
+            docker: ContainerSettings::default(),
+        }
+    }
+}
+
+impl Default for ContainerSettings {
+    fn default() -> Self {
+        ContainerSettings {
+            engine: "docker".into(),
+            image: "slframework/slruntime-python-runner".into(),
+            workdir: "/usr/src/app".into(),
+            pull: "missing".into(),
+            cpu_shares: 0,
+            memory: None,
+            pids_limit: 0,
+            network: None,
+            extra_args: Vec::new(),
+            stop_grace_sec: 3.0,
+            engine_timeout_sec: 60.0,
         }
     }
 }

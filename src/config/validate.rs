@@ -5,7 +5,9 @@
 
 use super::layers::{origin_of, Origins};
 use super::paths::parse_store;
+use super::settings::{LauncherEntry, LauncherKind};
 use super::{ConfigError, Settings};
+use crate::protocol::FileType;
 
 /// Most bytes one byte of output becomes in a JSON string (`\u00XX`).
 const JSON_GROWTH: usize = 6;
@@ -28,6 +30,7 @@ impl Settings {
         self.check_mqtt(c)?;
         self.check_limits(c)?;
         self.check_dialect(c)?;
+        self.check_launchers(c)?;
 
         let mut warnings = Vec::new();
         if !self.mqtt.ssl && self.mqtt.ca_file.is_some() {
@@ -60,12 +63,75 @@ impl Settings {
             format!("'{}' must be at least 1 second", r.ka_interval_sec)
         })?;
         c.non_negative(r.inactivity_timeout_sec, "runtime.inactivity_timeout_sec")?;
+        c.non_negative(r.inactivity_cpu_percent, "runtime.inactivity_cpu_percent")?;
+        c.non_negative(r.inactivity_net_bytes_sec, "runtime.inactivity_net_bytes_sec")?;
+        c.non_negative(r.inactivity_blk_bytes_sec, "runtime.inactivity_blk_bytes_sec")?;
         let interval = "runtime.inactivity_check_interval_sec";
         c.non_negative(r.inactivity_check_interval_sec, interval)?;
         if r.inactivity_timeout_sec > 0.0 {
             c.positive(r.inactivity_check_interval_sec, interval)?;
         }
         Ok(())
+    }
+
+    /// The launcher table: each filetype names a launcher that can run it, and a
+    /// container launcher has what it needs to start containers.
+    fn check_launchers(&self, c: &Checker) -> Result<(), ConfigError> {
+        for filetype in [FileType::Python, FileType::Wasm] {
+            let entry = self.launcher.entry(filetype);
+            let section = format!("launcher.{}", filetype.as_str().to_ascii_lowercase());
+            let kind = entry.kind();
+            let class_key = format!("{section}.class");
+            c.ensure(kind.is_some(), &class_key, || {
+                format!(
+                    "'{}' is not a launcher (container, wasm or disabled)",
+                    entry.class
+                )
+            })?;
+            let fits = match (filetype, kind) {
+                (_, Some(LauncherKind::Disabled)) => true,
+                (FileType::Python, kind) => kind == Some(LauncherKind::Container),
+                (FileType::Wasm, kind) => kind == Some(LauncherKind::Wasm),
+            };
+            c.ensure(fits, &class_key, || {
+                format!(
+                    "'{}' cannot run filetype '{}' modules",
+                    entry.class,
+                    filetype.as_str()
+                )
+            })?;
+            if kind == Some(LauncherKind::Container) {
+                self.check_container(c, entry, &section)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_container(
+        &self,
+        c: &Checker,
+        entry: &LauncherEntry,
+        section: &str,
+    ) -> Result<(), ConfigError> {
+        let d = &entry.docker;
+        c.not_empty(&entry.cmd, &format!("{section}.cmd"))?;
+        c.not_empty(&d.engine, &format!("{section}.docker.engine"))?;
+        c.not_empty(&d.image, &format!("{section}.docker.image"))?;
+        let workdir = format!("{section}.docker.workdir");
+        c.ensure(d.workdir.starts_with('/'), &workdir, || {
+            format!("'{}' must be an absolute path in the container", d.workdir)
+        })?;
+        let pull = format!("{section}.docker.pull");
+        c.ensure(
+            matches!(d.pull.as_str(), "missing" | "never" | "always"),
+            &pull,
+            || format!("'{}' must be missing, never or always", d.pull),
+        )?;
+        c.non_negative(d.stop_grace_sec, &format!("{section}.docker.stop_grace_sec"))?;
+        c.positive(
+            d.engine_timeout_sec,
+            &format!("{section}.docker.engine_timeout_sec"),
+        )
     }
 
     fn check_mqtt(&self, c: &Checker) -> Result<(), ConfigError> {
@@ -111,6 +177,8 @@ impl Settings {
             c.non_zero(value as u64, key)?;
         }
         c.non_zero(self.repository.max_file_bytes, "repository.max_file_bytes")?;
+        c.non_zero(self.repository.max_files as u64, "repository.max_files")?;
+        c.non_zero(self.repository.max_total_bytes, "repository.max_total_bytes")?;
         c.non_zero(w.fuel_slice, "launcher.wasm.fuel_slice")?;
 
         let fits = [

@@ -3,6 +3,7 @@
 //!
 //! Not for: protocol replies or the registry (the supervisor owns both).
 
+pub mod docker;
 pub mod wasm;
 
 use std::path::PathBuf;
