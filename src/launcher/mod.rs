@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod wasm;
+mod work_dir;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,9 +10,8 @@ mod runner;
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -22,6 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 pub use runner::{prepare, run_wasm, PreparedModule, WasmError, WasmExit, WasmRunOptions};
 
+use super::work_dir::WorkDir;
 use super::{LaunchContext, Launcher, ModuleEvent, StopFlag};
 use crate::config::WasmSettings;
 use crate::program_files::{fetch_program, FetchLimits, Store};
@@ -223,46 +223,6 @@ fn time_limit(request: &ModuleRequest) -> Option<Duration> {
                 request.uuid
             );
             None
-        }
-    }
-}
-
-/// The module's work folder; removed with everything in it when dropped.
-struct WorkDir(PathBuf);
-
-impl WorkDir {
-    /// Creates the folder afresh (a leftover from a crash is removed first). Refuses a
-    /// path that names a folder other than a module's own (`..` anywhere, or a final
-    /// `.`), since whatever it names is removed.
-    fn create(path: &Path) -> io::Result<Self> {
-        let parent_step = path.components().any(|part| part == Component::ParentDir);
-        if parent_step || path.file_name().is_none() || path.as_os_str().as_bytes().ends_with(b"/.")
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a folder of the module's own",
-            ));
-        }
-        match fs::remove_dir_all(path) {
-            Ok(()) => log::warn!("removed leftover module folder '{}'", path.display()),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err),
-        }
-        fs::create_dir_all(path)?;
-        Ok(WorkDir(path.to_path_buf()))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if let Err(err) = fs::remove_dir_all(&self.0) {
-            if err.kind() != io::ErrorKind::NotFound {
-                log::error!("cannot remove module folder '{}': {err}", self.0.display());
-            }
         }
     }
 }
