@@ -105,6 +105,44 @@ pub fn fetch_program(
     result.map(|()| dest)
 }
 
+/// What a folder fetch brought into the work folder.
+pub struct FetchedFolder {
+    pub program: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Interim: fetches only the program file (the folder fetch lands with its branch).
+pub fn fetch_program_folder(
+    store: &Store,
+    location: &str,
+    file: &str,
+    dest_dir: &Path,
+    limits: &FetchLimits,
+    _checksums: &std::collections::BTreeMap<String, String>,
+) -> Result<FetchedFolder, FetchError> {
+    let path = fetch_program(store, location, file, dest_dir, limits)?;
+    let program = PathBuf::from(path.file_name().unwrap_or_default());
+    Ok(FetchedFolder {
+        program,
+        files: 1,
+        bytes: 0,
+    })
+}
+
+/// Interim: writes `.arena_mqtt_auth`.
+pub fn write_mqtt_auth(
+    dest_dir: &Path,
+    username: Option<&str>,
+    token: Option<&str>,
+) -> Result<(), FetchError> {
+    let text = serde_json::json!({"username": username, "token": token}).to_string();
+    fs::write(dest_dir.join(".arena_mqtt_auth"), text).map_err(|source| FetchError::Write {
+        dir: dest_dir.display().to_string(),
+        source,
+    })
+}
+
 /// Checks one name from a request: relative, no `..`, no backslash, no NUL.
 /// `allow_empty` admits "" (an empty location means the store's top folder).
 pub fn is_safe_relative(name: &str, allow_empty: bool) -> bool {
@@ -447,6 +485,7 @@ mod tests {
             url: "file://programs".into(),
             timeout_sec: 2.5,
             max_file_bytes: 1234,
+            ..Default::default()
         };
         let limits = FetchLimits::from(&settings);
         assert_eq!(limits.timeout, Duration::from_millis(2500));

@@ -71,4 +71,14 @@ pub trait Launcher: Send + Sync {
     /// disconnected); must not block. Launchers whose programs notice the flag by
     /// themselves need nothing more.
     fn stop(&self, _uuid: &str) {}
+
+    /// Longest a stop may take before the program is gone (a container's grace
+    /// period, say); shutdown waits at least this long for modules to end.
+    fn stop_timeout(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
+    /// Runtime shutdown, after the modules were asked to stop and given
+    /// `stop_timeout`: remove whatever of theirs is still left (may block briefly).
+    fn shutdown(&self) {}
 }

@@ -136,6 +136,8 @@ pub struct ModuleRequest {
     /// Arena namespace and scene of the module (for module topics).
     pub namespace: String,
     pub scene: String,
+    /// Expected sha256 (lowercase hex) of program files, by relative name.
+    pub sha256: std::collections::BTreeMap<String, String>,
     /// The request's `data`, as received (arena echoes it in its confirmation).
     pub raw: Value,
 }

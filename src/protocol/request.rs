@@ -104,6 +104,7 @@ pub(crate) fn module_request(
         limit_sec: args.limit_sec,
         namespace,
         scene,
+        sha256: Default::default(),
         raw: Value::Object(data.clone()),
     })
 }

@@ -1,11 +1,242 @@
 //! Container launcher: runs `PY` modules in containers through the engine's command
-//! line, one thread per module: fetch the program folder, create and start the
-//! container attached to piped stdio, bridge stdin and output, report how it ended,
-//! and remove the container and the work folder in any case. Also the engine-wide
-//! chores: one stats poll for all modules, and the sweep of containers left by a
-//! crashed run.
+//! line, one thread per module (`module.rs`), plus the engine-wide chores: one stats
+//! poll for all modules at a time, removal of containers whose removal failed, and
+//! the sweep of containers left by a crashed run (`chores.rs`).
 //!
 //! Not for: command lines and parsing engine output (`cli.rs`), or replies to the
 //! orchestrator (the supervisor builds them from the events).
 
 pub mod cli;
+mod chores;
+mod module;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::{LaunchContext, Launcher};
+use crate::config::ContainerSettings;
+use crate::program_files::{FetchLimits, Store};
+use crate::stats::ModuleStats;
+
+use cli::Engine;
+
+/// Prefix of the names of the containers this runtime starts.
+pub const CONTAINER_PREFIX: &str = "sideload-";
+
+/// What the container launcher is built from.
+pub struct ContainerOptions {
+    pub settings: ContainerSettings,
+    /// The command run in the container before the program's file name.
+    pub cmd: String,
+    /// Labels every container; the sweep at start-up looks for it.
+    pub runtime_uuid: String,
+    pub store: Store,
+    pub fetch: FetchLimits,
+    /// MQTT credentials written to `.arena_mqtt_auth` for the program.
+    pub mqtt_username: Option<String>,
+    pub mqtt_password: Option<String>,
+    /// How often one `stats` call samples every running container.
+    pub stats_interval: Duration,
+}
+
+/// Runs Python modules in containers (`filetype` `PY`).
+pub struct ContainerLauncher {
+    shared: Arc<Shared>,
+    /// Dropping it ends the chores thread.
+    _chores: Sender<()>,
+}
+
+/// What module threads, the chores thread and the launcher share.
+struct Shared {
+    engine: Engine,
+    options: ContainerOptions,
+    /// Running containers, by module uuid, for the stats poll.
+    running: Mutex<HashMap<String, Sampled>>,
+    /// Containers whose removal failed (engine down); retried by the chores thread.
+    leftovers: Mutex<BTreeSet<String>>,
+    /// Written while sweeping containers of a crashed run, read by every create, so
+    /// that a sweep never removes a container this run created. `true` while a sweep
+    /// is still owed (the engine could not be asked yet).
+    sweep: RwLock<bool>,
+}
+
+/// A running container as the stats poll sees it.
+struct Sampled {
+    container: String,
+    stats: Arc<ModuleStats>,
+    /// Host pid of the container's first process (for network packet counts).
+    pid: Option<u32>,
+    /// When CPU time was last added to `stats`.
+    last_sample: Instant,
+}
+
+impl ContainerLauncher {
+    /// A launcher for `options`, with its chores thread started and the sweep of
+    /// containers left by an earlier run of this runtime owed (see `sweep_orphans`).
+    pub fn new(options: ContainerOptions) -> io::Result<Self> {
+        let timeout = Duration::try_from_secs_f64(options.settings.engine_timeout_sec)
+            .unwrap_or(Duration::from_secs(60));
+        let engine = Engine::new(options.settings.engine.clone(), timeout);
+        let shared = Arc::new(Shared {
+            engine,
+            options,
+            running: Mutex::new(HashMap::new()),
+            leftovers: Mutex::new(BTreeSet::new()),
+            sweep: RwLock::new(true),
+        });
+        let (chores_tx, chores_rx) = crossbeam_channel::bounded(0);
+        let for_chores = shared.clone();
+        thread::Builder::new()
+            .name("container-chores".into())
+            .spawn(move || chores::run(&for_chores, &chores_rx))?;
+        Ok(ContainerLauncher {
+            shared,
+            _chores: chores_tx,
+        })
+    }
+
+    /// Remove the containers labelled with this runtime's uuid: leftovers of a run
+    /// that crashed. When the engine cannot be asked, the sweep stays owed and runs
+    /// before the next create. Returns how many containers were removed.
+    pub fn sweep_orphans(&self) -> usize {
+        self.shared.sweep_if_owed()
+    }
+}
+
+impl Launcher for ContainerLauncher {
+    fn launch(&self, context: LaunchContext) -> io::Result<JoinHandle<()>> {
+        let short_uuid: String = context.request.uuid.chars().take(8).collect();
+        let shared = self.shared.clone();
+        thread::Builder::new()
+            .name(format!("module-{short_uuid}"))
+            .spawn(move || module::run(&shared, context))
+    }
+
+    fn stop(&self, uuid: &str) {
+        let shared = self.shared.clone();
+        let container = container_name(uuid);
+        let spawned = thread::Builder::new()
+            .name("container-stop".into())
+            .spawn(move || shared.stop_container(&container));
+        if let Err(err) = spawned {
+            log::error!("cannot start a thread to stop module '{uuid}': {err}");
+        }
+    }
+
+    fn stop_timeout(&self) -> Duration {
+        self.shared.grace() + Duration::from_secs(1)
+    }
+
+    fn shutdown(&self) {
+        let running: Vec<String> = lock(&self.shared.running)
+            .values()
+            .map(|sampled| sampled.container.clone())
+            .collect();
+        for container in running {
+            self.shared.remove_container(&container);
+        }
+        self.shared.remove_leftovers();
+    }
+}
+
+impl Shared {
+    fn grace(&self) -> Duration {
+        Duration::try_from_secs_f64(self.options.settings.stop_grace_sec).unwrap_or_default()
+    }
+
+    /// SIGTERM, then SIGKILL after the grace period. The module thread removes the
+    /// container once it has ended.
+    fn stop_container(&self, container: &str) {
+        if let Err(err) = self.engine.stop(container, self.grace()) {
+            log::warn!("cannot stop container '{container}': {err}; removing it");
+            self.remove_container(container);
+        }
+    }
+
+    /// Remove a container in any state; remember it for later when the engine fails.
+    fn remove_container(&self, container: &str) {
+        match self.engine.remove(container) {
+            Ok(()) => {
+                lock(&self.leftovers).remove(container);
+            }
+            Err(err) => {
+                log::warn!("cannot remove container '{container}' now, will retry: {err}");
+                lock(&self.leftovers).insert(container.to_string());
+            }
+        }
+    }
+
+    fn remove_leftovers(&self) {
+        let leftovers: Vec<String> = lock(&self.leftovers).iter().cloned().collect();
+        for container in leftovers {
+            if self.engine.remove(&container).is_ok() {
+                log::info!("removed container '{container}' left by a failed removal");
+                lock(&self.leftovers).remove(&container);
+            }
+        }
+    }
+
+    /// Run the sweep when it is still owed; see `ContainerLauncher::sweep_orphans`.
+    fn sweep_if_owed(&self) -> usize {
+        let mut owed = self.sweep.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !*owed {
+            return 0;
+        }
+        let runtime = &self.options.runtime_uuid;
+        let found = match self.engine.list_labelled(cli::LABEL_RUNTIME, runtime) {
+            Ok(found) => found,
+            Err(err) => {
+                log::warn!("cannot look for containers left by an earlier run: {err}");
+                return 0;
+            }
+        };
+        let mut removed = 0;
+        for container in found {
+            let module = container.module.as_deref().unwrap_or("unknown");
+            log::warn!(
+                "removing container '{}' of module '{module}' left by an earlier run ({})",
+                container.name,
+                container.status
+            );
+            match self.engine.remove(&container.id) {
+                Ok(()) => removed += 1,
+                Err(err) => {
+                    log::warn!("cannot remove container '{}': {err}", container.name);
+                    return removed;
+                }
+            }
+        }
+        *owed = false;
+        removed
+    }
+}
+
+impl Shared {
+    /// Keeps sweeps away while a container is being created; runs one first when
+    /// it is owed.
+    fn hold_off_sweep(&self) -> RwLockReadGuard<'_, bool> {
+        let owed = self.sweep.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !*owed {
+            return owed;
+        }
+        drop(owed);
+        self.sweep_if_owed();
+        self.sweep.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The container of a module: one per module uuid on the host.
+pub fn container_name(module_uuid: &str) -> String {
+    format!("{CONTAINER_PREFIX}{module_uuid}")
+}
+
+/// Locks survive a panicking holder: the data they guard stays consistent between
+/// statements.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

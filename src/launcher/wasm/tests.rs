@@ -653,6 +653,7 @@ fn request(file: &str) -> ModuleRequest {
         limit_sec: None,
         namespace: "public".into(),
         scene: String::new(),
+        sha256: Default::default(),
         raw: serde_json::Value::Null,
     }
 }
