@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use log::{error, info};
 
-use sideload::config::Settings;
+use sideload::config::{LauncherEntry, LauncherKind, Settings};
+use sideload::launcher::docker::{ContainerLauncher, ContainerOptions};
 use sideload::launcher::wasm::WasmLauncher;
 use sideload::launcher::Launcher;
 use sideload::mqtt::{Session, SessionOptions};
@@ -174,12 +175,7 @@ fn run(settings: Settings) -> Result<u8, String> {
     supervisor::prepare_work_root(&work_root)
         .map_err(|err| format!("cannot prepare '{}': {err}", work_root.display()))?;
 
-    let wasm: Arc<dyn Launcher> = Arc::new(WasmLauncher::new(
-        settings.launcher.wasm.clone(),
-        settings.repository_base(),
-        FetchLimits::from(&settings.repository),
-    ));
-    let launchers = HashMap::from([(FileType::Wasm, wasm)]);
+    let launchers = build_launchers(&settings)?;
 
     let supervisor = Supervisor::new(Parts {
         settings: SupervisorSettings {
@@ -202,6 +198,56 @@ fn run(settings: Settings) -> Result<u8, String> {
     });
     let code = supervisor.run();
     Ok(u8::try_from(code).unwrap_or(1))
+}
+
+/// One launcher per filetype, as the launcher table says; a container launcher starts
+/// sweeping containers left by a crashed run in the background.
+fn build_launchers(settings: &Settings) -> Result<HashMap<FileType, Arc<dyn Launcher>>, String> {
+    let mut launchers: HashMap<FileType, Arc<dyn Launcher>> = HashMap::new();
+    for filetype in [FileType::Wasm, FileType::Python] {
+        let entry = settings.launcher.entry(filetype);
+        let launcher: Arc<dyn Launcher> = match entry.kind() {
+            Some(LauncherKind::Wasm) => Arc::new(WasmLauncher::new(
+                settings.launcher.wasm.clone(),
+                settings.repository_base(),
+                FetchLimits::from(&settings.repository),
+            )),
+            Some(LauncherKind::Container) => {
+                let launcher = Arc::new(container_launcher(settings, entry)?);
+                let sweeper = launcher.clone();
+                std::thread::Builder::new()
+                    .name("container-sweep".into())
+                    .spawn(move || sweeper.sweep_orphans())
+                    .map_err(|err| format!("cannot start the container sweep: {err}"))?;
+                launcher
+            }
+            Some(LauncherKind::Disabled) | None => {
+                info!("filetype '{}' is disabled", filetype.as_str());
+                continue;
+            }
+        };
+        launchers.insert(filetype, launcher);
+    }
+    Ok(launchers)
+}
+
+fn container_launcher(settings: &Settings, entry: &LauncherEntry) -> Result<ContainerLauncher, String> {
+    let runtime = &settings.runtime;
+    let mut stats_interval = runtime.ka_interval_sec;
+    if runtime.inactivity_timeout_sec > 0.0 {
+        stats_interval = stats_interval.min(runtime.inactivity_check_interval_sec);
+    }
+    ContainerLauncher::new(ContainerOptions {
+        settings: entry.docker.clone(),
+        cmd: entry.cmd.clone(),
+        runtime_uuid: runtime.uuid.clone().unwrap_or_default(),
+        store: settings.repository_base(),
+        fetch: FetchLimits::from(&settings.repository),
+        mqtt_username: settings.mqtt.username.clone(),
+        mqtt_password: settings.mqtt.password.clone(),
+        stats_interval: Duration::from_secs_f64(stats_interval.max(1.0)),
+    })
+    .map_err(|err| format!("cannot start the container launcher: {err}"))
 }
 
 /// SIGINT and SIGTERM arrive on a channel the supervisor waits on.

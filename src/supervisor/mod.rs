@@ -608,12 +608,21 @@ impl Supervisor {
                 }
             }
         }
-        let deadline = now + SHUTDOWN_MODULE_GRACE;
+        let slowest_stop = self
+            .launchers
+            .values()
+            .map(|launcher| launcher.stop_timeout())
+            .max()
+            .unwrap_or_default();
+        let deadline = now + SHUTDOWN_MODULE_GRACE.max(slowest_stop);
         while !self.registry.is_empty() {
             match self.module_events.recv_deadline(deadline) {
                 Ok(event) => self.on_module_event(event),
                 Err(_) => break,
             }
+        }
+        for launcher in self.launchers.values() {
+            launcher.shutdown();
         }
         for uuid in self.registry.uuids() {
             if let Some(entry) = self.registry.remove(&uuid) {
