@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod programs;
 
 use std::collections::{HashSet, VecDeque};
