@@ -86,6 +86,7 @@ fn fixture() -> Fixture {
             apis: vec![],
             pipe_stdout: true,
             work_root: work_root.path().join("modules"),
+            inactivity: InactivitySettings::off(),
         },
         protocol,
         outbox: supervisor_outbox,
