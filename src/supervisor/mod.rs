@@ -268,7 +268,7 @@ impl Supervisor {
             return;
         };
         info!(
-            "module '{uuid}' ('{}') idle for {} s, deleting it",
+            "module '{uuid}' ('{}') idle for {:.1} s, deleting it",
             entry.request.name,
             idle.as_secs_f64()
         );
