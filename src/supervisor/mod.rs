@@ -1,6 +1,7 @@
 //! The supervisor: sole owner of runtime state (registration, the module registry,
-//! keepalive and inactivity timers, shutdown). One thread waits on one `select!` over inbound MQTT
-//! events, module events, signals and its next timer, and answers every request.
+//! keepalive and inactivity timers, shutdown). One thread waits on one `select!` over
+//! inbound MQTT events, module events, signals and its next timer, and answers every
+//! request.
 //!
 //! Not for: network I/O (the mqtt session), wire formats (protocol) or running
 //! programs (launchers).
@@ -30,6 +31,8 @@ use inactivity::{IdleTracker, Sample};
 use modules::{Lookup, ModuleEntry, Phase, Registry};
 use registration::{RegAction, Registration};
 
+pub use inactivity::InactivitySettings;
+
 /// Stdin messages queued per module before new ones are refused.
 const STDIN_QUEUE: usize = 256;
 /// How long shutdown waits for modules to end before it unregisters anyway.
@@ -53,8 +56,6 @@ pub struct SupervisorSettings {
     /// When running modules count as idle, and how long before they are deleted.
     pub inactivity: InactivitySettings,
 }
-
-pub use inactivity::InactivitySettings;
 
 /// Everything the supervisor is wired to.
 pub struct Parts {
