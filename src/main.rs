@@ -17,7 +17,7 @@ use sideload::mqtt::{Session, SessionOptions};
 use sideload::outbox::{outbox, OutputEncoding};
 use sideload::program_files::FetchLimits;
 use sideload::protocol::{FileType, Protocol, RuntimeInfo};
-use sideload::supervisor::{self, Parts, Supervisor, SupervisorSettings};
+use sideload::supervisor::{self, InactivitySettings, Parts, Supervisor, SupervisorSettings};
 
 const USAGE: &str = "\
 sideload: the Silverline edge runtime (WebAssembly and Python modules over MQTT)
@@ -188,6 +188,15 @@ fn run(settings: Settings) -> Result<u8, String> {
             apis: settings.runtime.apis.clone(),
             pipe_stdout: settings.launcher.pipe_stdout,
             work_root,
+            inactivity: InactivitySettings {
+                timeout: Duration::from_secs_f64(settings.runtime.inactivity_timeout_sec),
+                check_interval: Duration::from_secs_f64(
+                    settings.runtime.inactivity_check_interval_sec,
+                ),
+                cpu_percent: settings.runtime.inactivity_cpu_percent,
+                net_bytes_sec: settings.runtime.inactivity_net_bytes_sec,
+                blk_bytes_sec: settings.runtime.inactivity_blk_bytes_sec,
+            },
         },
         protocol,
         outbox,

@@ -1,11 +1,13 @@
 //! The supervisor: sole owner of runtime state (registration, the module registry,
-//! keepalive timer, shutdown). One thread waits on one `select!` over inbound MQTT
-//! events, module events, signals and its next timer, and answers every request.
+//! keepalive and inactivity timers, shutdown). One thread waits on one `select!` over
+//! inbound MQTT events, module events, signals and its next timer, and answers every
+//! request.
 //!
 //! Not for: network I/O (the mqtt session), wire formats (protocol) or running
 //! programs (launchers).
 
 mod budget;
+mod inactivity;
 mod modules;
 mod registration;
 
@@ -25,8 +27,11 @@ use crate::protocol::{ChildStats, FileType, Inbound, ModuleRequest, Protocol, Pr
 use crate::stats::{CpuMeter, ModuleStats};
 
 use budget::{ErrorBudget, Verdict};
+use inactivity::{IdleTracker, Sample};
 use modules::{Lookup, ModuleEntry, Phase, Registry};
 use registration::{RegAction, Registration};
+
+pub use inactivity::InactivitySettings;
 
 /// Stdin messages queued per module before new ones are refused.
 const STDIN_QUEUE: usize = 256;
@@ -48,6 +53,8 @@ pub struct SupervisorSettings {
     pub pipe_stdout: bool,
     /// Parent of the module work folders.
     pub work_root: PathBuf,
+    /// When running modules count as idle, and how long before they are deleted.
+    pub inactivity: InactivitySettings,
 }
 
 /// Everything the supervisor is wired to.
@@ -78,6 +85,8 @@ pub struct Supervisor {
     connected: bool,
     ka_interval: Duration,
     next_keepalive: Option<Instant>,
+    /// Next inactivity check; none when inactivity deletion is off.
+    next_inactivity_check: Option<Instant>,
     /// Exit code once the runtime must stop.
     exit_code: Option<i32>,
 }
@@ -88,6 +97,10 @@ impl Supervisor {
         let registration =
             Registration::new(parts.settings.reg_attempts, parts.settings.reg_timeout);
         let ka_interval = parts.settings.ka_interval;
+        let inactivity = parts.settings.inactivity;
+        let next_inactivity_check = inactivity
+            .is_on()
+            .then(|| Instant::now() + inactivity.check_interval);
         Supervisor {
             settings: parts.settings,
             protocol: parts.protocol,
@@ -104,6 +117,7 @@ impl Supervisor {
             connected: false,
             ka_interval,
             next_keepalive: None,
+            next_inactivity_check,
             exit_code: None,
         }
     }
@@ -143,6 +157,7 @@ impl Supervisor {
         [
             self.registration.deadline(),
             self.next_keepalive,
+            self.next_inactivity_check,
             self.errors.summary_due(),
         ]
         .into_iter()
@@ -222,6 +237,45 @@ impl Supervisor {
         if self.next_keepalive.is_some_and(|due| now >= due) {
             self.send_keepalive(now);
             self.schedule_keepalive(now);
+        }
+
+        if self.next_inactivity_check.is_some_and(|due| now >= due) {
+            self.check_inactivity(now);
+            self.next_inactivity_check = Some(now + self.settings.inactivity.check_interval);
+        }
+    }
+
+    /// Compare every running module's counters with the previous check and delete
+    /// the ones idle for the inactivity timeout, as a delete request would.
+    fn check_inactivity(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for entry in self.registry.entries_mut() {
+            if !matches!(entry.phase, Phase::Running) {
+                continue;
+            }
+            let verdict = entry.idle.observe(Sample::read(&entry.stats), now);
+            if let inactivity::Verdict::Expired(idle) = verdict {
+                expired.push((entry.request.uuid.clone(), idle));
+            }
+        }
+        for (uuid, idle) in expired {
+            self.delete_idle(&uuid, idle);
+        }
+    }
+
+    /// Stop a module nobody asked to stop: its exit is reported like one of its own.
+    fn delete_idle(&mut self, uuid: &str, idle: Duration) {
+        let Some(entry) = self.registry.get_mut(uuid) else {
+            return;
+        };
+        info!(
+            "module '{uuid}' ('{}') idle for {:.1} s, deleting it",
+            entry.request.name,
+            idle.as_secs_f64()
+        );
+        entry.begin_stop(None);
+        if let Some(launcher) = self.launchers.get(&entry.request.filetype) {
+            launcher.stop(uuid);
         }
     }
 
@@ -431,6 +485,7 @@ impl Supervisor {
             stop,
             stats,
             cpu: CpuMeter::new(0, Instant::now()),
+            idle: IdleTracker::new(self.settings.inactivity),
             output,
             thread: Some(thread),
             unanswered_creates: Vec::new(),

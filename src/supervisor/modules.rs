@@ -14,6 +14,8 @@ use crate::outbox::ModuleOutput;
 use crate::protocol::{ModuleRef, ModuleRequest};
 use crate::stats::{CpuMeter, ModuleStats};
 
+use super::inactivity::IdleTracker;
+
 /// Where a module is in its life.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
@@ -39,6 +41,8 @@ pub struct ModuleEntry {
     pub stop: StopFlag,
     pub stats: Arc<ModuleStats>,
     pub cpu: CpuMeter,
+    /// Idle time between inactivity checks, while the module runs.
+    pub idle: IdleTracker,
     pub output: ModuleOutput,
     pub thread: Option<JoinHandle<()>>,
     /// The create requests of a start still pending, when a stop overtook it.

@@ -44,6 +44,10 @@ fn closed_port() -> u16 {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(InactivitySettings::off(), DialectConfig::default())
+}
+
+fn fixture_with(inactivity: InactivitySettings, dialect: DialectConfig) -> Fixture {
     let runtime = RuntimeInfo {
         uuid: "rt-uuid".into(),
         name: "rt".into(),
@@ -53,7 +57,7 @@ fn fixture() -> Fixture {
         max_nmodules: 4,
         apis: vec![],
     };
-    let protocol = Protocol::new(DialectConfig::default(), runtime, 65536);
+    let protocol = Protocol::new(dialect, runtime, 65536);
     let (supervisor_outbox, published) = outbox(OutputSettings::default(), OutputEncoding::Raw);
     let (_, session_outbox) = outbox(OutputSettings::default(), OutputEncoding::Raw);
     let (mqtt_tx, mqtt_events) = crossbeam_channel::unbounded();
@@ -86,6 +90,7 @@ fn fixture() -> Fixture {
             apis: vec![],
             pipe_stdout: true,
             work_root: work_root.path().join("modules"),
+            inactivity,
         },
         protocol,
         outbox: supervisor_outbox,
@@ -122,7 +127,8 @@ fn request(uuid: &str) -> ModuleRequest {
 }
 
 /// What the orchestrator would read, in order: `("<object_id>", "ok"|"error")` for
-/// replies, `("<uuid>", "exited")` for exit notices.
+/// replies, `("<uuid>", "exited")` for exit notices, `("<uuid>", "delete notice")` for
+/// the exit notices of the arena dialect.
 fn published(published: &mut OutboxReceiver) -> Vec<(String, String)> {
     let mut seen = Vec::new();
     while let Some(item) = published.take(true) {
@@ -130,6 +136,9 @@ fn published(published: &mut OutboxReceiver) -> Vec<(String, String)> {
         let data = &message["data"];
         if message["action"] == "exited" {
             seen.push((data["uuid"].as_str().unwrap().into(), "exited".into()));
+        } else if message["action"] == "delete" && data["result"].is_null() {
+            let uuid = data["uuid"].as_str().unwrap();
+            seen.push((uuid.into(), "delete notice".into()));
         } else if let Some(result) = data["result"].as_str() {
             let object_id = message["object_id"].as_str().unwrap();
             seen.push((object_id.into(), result.into()));
@@ -245,4 +254,195 @@ fn stdin_for_a_module_whose_program_ended_is_dropped_without_an_error() {
     fx.supervisor.stdin("m1", b"late line\n".to_vec());
 
     assert_eq!(published(&mut fx.published), [pair("c1", "ok")]);
+}
+
+/// Times out after 2 s, checked every half second.
+fn inactivity_on() -> InactivitySettings {
+    InactivitySettings {
+        timeout: Duration::from_secs(2),
+        check_interval: Duration::from_millis(500),
+        cpu_percent: 1.0,
+        net_bytes_sec: 100.0,
+        blk_bytes_sec: 1000.0,
+    }
+}
+
+/// Instants of inactivity checks, half a second apart, the first one already due.
+fn check_times() -> impl Iterator<Item = Instant> {
+    let first = Instant::now() + Duration::from_secs(1);
+    (0u32..).map(move |i| first + i * Duration::from_millis(500))
+}
+
+fn module_stats(fx: &Fixture, uuid: &str) -> Arc<ModuleStats> {
+    let launched = fx.launcher.launched.lock().unwrap();
+    let context = launched.iter().find(|c| c.request.uuid == uuid);
+    context.expect("launched").stats.clone()
+}
+
+fn stopped(fx: &Fixture) -> Vec<String> {
+    fx.launcher.stopped.lock().unwrap().clone()
+}
+
+#[test]
+fn a_module_whose_counters_never_move_is_deleted_after_the_timeout_and_reported_exited() {
+    let mut fx = fixture_with(inactivity_on(), DialectConfig::default());
+    fx.supervisor.create("c1".into(), request("m1"));
+    fx.supervisor.on_module_event(started("m1"));
+    let mut checks = check_times();
+
+    // A baseline, then three quiet half seconds: 1.5 s idle.
+    for now in checks.by_ref().take(4) {
+        fx.supervisor.on_timer(now);
+    }
+    assert!(stopped(&fx).is_empty(), "deleted before the timeout");
+    fx.supervisor.on_timer(checks.next().unwrap());
+    assert_eq!(stopped(&fx), ["m1"]);
+
+    fx.supervisor.on_module_event(exited("m1"));
+    assert_eq!(
+        published(&mut fx.published),
+        [pair("c1", "ok"), pair("m1", "exited")]
+    );
+    assert!(fx.supervisor.registry.is_empty());
+}
+
+#[test]
+fn a_module_whose_cpu_time_grows_is_not_deleted() {
+    let mut fx = fixture_with(inactivity_on(), DialectConfig::default());
+    fx.supervisor.create("c1".into(), request("busy"));
+    fx.supervisor.on_module_event(started("busy"));
+    let stats = module_stats(&fx, "busy");
+
+    for now in check_times().take(20) {
+        // 10% of one core over each half second.
+        stats
+            .cpu_time_ns
+            .fetch_add(50_000_000, std::sync::atomic::Ordering::Relaxed);
+        fx.supervisor.on_timer(now);
+    }
+
+    assert!(stopped(&fx).is_empty(), "busy module deleted");
+    assert_eq!(published(&mut fx.published), [pair("c1", "ok")]);
+}
+
+#[test]
+fn network_traffic_keeps_a_module_from_being_deleted() {
+    let mut fx = fixture_with(inactivity_on(), DialectConfig::default());
+    fx.supervisor.create("c1".into(), request("talks"));
+    fx.supervisor.on_module_event(started("talks"));
+    let stats = module_stats(&fx, "talks");
+
+    for now in check_times().take(20) {
+        // 200 bytes a second.
+        stats
+            .net_tx_bytes
+            .fetch_add(100, std::sync::atomic::Ordering::Relaxed);
+        fx.supervisor.on_timer(now);
+    }
+
+    assert!(stopped(&fx).is_empty(), "talking module deleted");
+}
+
+#[test]
+fn an_idle_module_is_deleted_once_it_stops_working() {
+    let mut fx = fixture_with(inactivity_on(), DialectConfig::default());
+    fx.supervisor.create("c1".into(), request("m1"));
+    fx.supervisor.on_module_event(started("m1"));
+    let stats = module_stats(&fx, "m1");
+    let mut checks = check_times();
+
+    // Idle 1.5 s, then busy for one interval: the idle time starts over.
+    for now in checks.by_ref().take(4) {
+        fx.supervisor.on_timer(now);
+    }
+    stats
+        .cpu_time_ns
+        .fetch_add(100_000_000, std::sync::atomic::Ordering::Relaxed);
+    fx.supervisor.on_timer(checks.next().unwrap());
+    for now in checks.by_ref().take(3) {
+        fx.supervisor.on_timer(now);
+    }
+    assert!(stopped(&fx).is_empty(), "idle time not reset by activity");
+
+    fx.supervisor.on_timer(checks.next().unwrap());
+    assert_eq!(stopped(&fx), ["m1"]);
+}
+
+#[test]
+fn a_module_still_starting_is_not_judged_idle() {
+    let mut fx = fixture_with(inactivity_on(), DialectConfig::default());
+    fx.supervisor.create("c1".into(), request("slow"));
+
+    for now in check_times().take(20) {
+        fx.supervisor.on_timer(now);
+    }
+
+    assert!(stopped(&fx).is_empty(), "module deleted before it started");
+}
+
+#[test]
+fn with_the_timeout_off_no_check_is_scheduled_and_no_module_is_deleted() {
+    let mut fx = fixture();
+    fx.supervisor.create("c1".into(), request("m1"));
+    fx.supervisor.on_module_event(started("m1"));
+
+    assert!(fx.supervisor.next_inactivity_check.is_none());
+    for now in check_times().take(20) {
+        fx.supervisor.on_timer(now);
+    }
+    assert!(stopped(&fx).is_empty());
+}
+
+#[test]
+fn an_idle_deletion_is_announced_by_the_arena_dialect_as_an_exit_nobody_asked_for() {
+    let arena = DialectConfig {
+        exit_notice: "delete".into(),
+        ..DialectConfig::default()
+    };
+    let mut fx = fixture_with(inactivity_on(), arena);
+    fx.supervisor.create("c1".into(), request("m1"));
+    fx.supervisor.on_module_event(started("m1"));
+
+    for now in check_times().take(5) {
+        fx.supervisor.on_timer(now);
+    }
+    assert_eq!(stopped(&fx), ["m1"]);
+    fx.supervisor.on_module_event(exited("m1"));
+
+    assert_eq!(
+        published(&mut fx.published),
+        [pair("c1", "ok"), pair("m1", "delete notice")]
+    );
+}
+
+#[test]
+fn a_delete_request_during_an_idle_deletion_is_answered_and_the_exit_reported_once() {
+    let mut fx = fixture_with(inactivity_on(), DialectConfig::default());
+    fx.supervisor.create("c1".into(), request("m1"));
+    fx.supervisor.on_module_event(started("m1"));
+    for now in check_times().take(5) {
+        fx.supervisor.on_timer(now);
+    }
+
+    fx.supervisor.delete("d1".into(), "m1");
+    fx.supervisor.on_module_event(exited("m1"));
+
+    assert_eq!(stopped(&fx), ["m1"], "stopped twice");
+    assert_eq!(
+        published(&mut fx.published),
+        [pair("c1", "ok"), pair("d1", "ok"), pair("m1", "exited")]
+    );
+}
+
+#[test]
+fn with_the_timeout_on_the_supervisor_wakes_up_for_the_next_check() {
+    let fx = fixture_with(inactivity_on(), DialectConfig::default());
+
+    let wake_up = fx.supervisor.next_deadline();
+
+    assert!(
+        wake_up <= Instant::now() + Duration::from_millis(500),
+        "next wake-up in {:?}",
+        wake_up.saturating_duration_since(Instant::now())
+    );
 }
