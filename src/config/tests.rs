@@ -559,7 +559,11 @@ fn optional_keys_all_hold_text() {
             "runtime.uuid",
             "mqtt.username",
             "mqtt.password",
-            "mqtt.ca_file"
+            "mqtt.ca_file",
+            "launcher.py.docker.memory",
+            "launcher.py.docker.network",
+            "launcher.wa.docker.memory",
+            "launcher.wa.docker.network"
         ]
     );
 }
