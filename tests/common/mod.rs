@@ -340,7 +340,10 @@ impl Runtime {
             fs::write(&path, bytes).expect("write program");
         }
 
-        let uuid = new_uuid();
+        // A test may fix the uuid (a restart of "the same" runtime).
+        let uuid = options.settings["runtime"]["uuid"]
+            .as_str()
+            .map_or_else(new_uuid, str::to_string);
         let name = format!("rt-{}", short_id());
         let mut settings = json!({
             "loglevel": "DEBUG",
