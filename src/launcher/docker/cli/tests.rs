@@ -592,3 +592,15 @@ fn real_engine_create_with_a_missing_image_is_no_such_image() {
         other => panic!("expected no such image, got {other:?}"),
     }
 }
+
+#[test]
+fn attach_start_command_ends_options_before_the_name() {
+    let engine = Engine::new("podman", Duration::from_secs(5));
+    let command = engine.attach_start_command("-odd-name");
+    let args: Vec<_> = command.get_args().collect();
+    assert_eq!(command.get_program(), "podman");
+    assert_eq!(
+        args,
+        ["start", "--attach", "--interactive", "--", "-odd-name"]
+    );
+}
