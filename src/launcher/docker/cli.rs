@@ -5,10 +5,20 @@
 //! Not for: module life cycles (`docker/mod.rs`) or deciding when to call the engine.
 //!
 //! CONTRACT (lead): the signatures below are what the container launcher calls.
+//! `create_args` returns a `Result` and `EngineError::InvalidSpec` exists since the
+//! engine-cli work: a mount path with `:` or `,`, an env entry without `=`, or an
+//! image that reads as an option is refused instead of becoming a wrong command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+mod exec;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use exec::{Finished, RunError};
 
 /// Label naming the runtime that started a container.
 pub const LABEL_RUNTIME: &str = "org.silverline.sideload.runtime";
@@ -32,6 +42,9 @@ pub enum EngineError {
     Failed { command: String, message: String },
     #[error("'{command}' did not finish within {seconds} s")]
     TimedOut { command: String, seconds: u64 },
+    /// The spec cannot be turned into a safe command line (nothing was run).
+    #[error("container '{name}' cannot be created: {reason}")]
+    InvalidSpec { name: String, reason: String },
 }
 
 /// Everything `create` needs for one module's container.
@@ -127,40 +140,105 @@ impl Engine {
     /// `start -a -i <name>` as a command ready to get piped stdio.
     pub fn attach_start_command(&self, name: &str) -> Command {
         let mut command = self.command();
-        command.args(["start", "--attach", "--interactive", name]);
+        command.args(["start", "--attach", "--interactive", "--", name]);
         command
     }
 
     /// Check that the engine answers (`version`); the error says what is wrong.
     pub fn ping(&self) -> Result<(), EngineError> {
-        todo_body()
+        let finished = self.run("version", &["--format", "{{.Server.Version}}"])?;
+        if !finished.success {
+            return Err(self.failure("version", &finished, &[]));
+        }
+        if finished.stdout.trim().is_empty() {
+            return Err(EngineError::Unreachable {
+                binary: self.binary.clone(),
+                message: "the engine printed no server version".into(),
+            });
+        }
+        Ok(())
     }
 
     /// `create` a container from `spec`; returns its id. The error carries the
     /// engine's own message (image missing, bad option, daemon down).
     pub fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        let _ = create_args(spec);
-        todo_body()
+        let args = create_args(spec)?;
+        let finished = self
+            .run_args("create", &args)
+            .map_err(|error| redact_error(error, &spec.env))?;
+        if !finished.success {
+            let error = match self.failure("create", &finished, &spec.env) {
+                EngineError::Failed { message, .. } if is_image_missing(&message) => {
+                    EngineError::NoSuchImage {
+                        image: spec.image.clone(),
+                        message,
+                    }
+                }
+                other => other,
+            };
+            return Err(error);
+        }
+
+        // The id is the last line; the engine may print pull progress before it.
+        let id = finished
+            .stdout
+            .lines()
+            .map(str::trim)
+            .rfind(|line| !line.is_empty());
+        match id {
+            Some(id) => Ok(id.to_string()),
+            None => Err(EngineError::Failed {
+                command: self.command_text("create"),
+                message: "the engine printed no container id".into(),
+            }),
+        }
     }
 
     /// `inspect` one container's state.
     pub fn inspect(&self, name: &str) -> Result<ContainerState, EngineError> {
-        let _ = name;
-        todo_body()
+        let args = [
+            "--type",
+            "container",
+            "--format",
+            "{{json .State}}",
+            "--",
+            name,
+        ];
+        let finished = self.run("inspect", &args)?;
+        if !finished.success {
+            return Err(match self.failure("inspect", &finished, &[]) {
+                EngineError::NoSuchContainer { .. } => EngineError::NoSuchContainer {
+                    name: name.to_string(),
+                },
+                other => other,
+            });
+        }
+        parse::state(&finished.stdout).map_err(|message| EngineError::Failed {
+            command: self.command_text("inspect"),
+            message,
+        })
     }
 
     /// `stop --time <grace>`: SIGTERM, then SIGKILL after `grace`. A container that
     /// is gone or not running is not an error.
     pub fn stop(&self, name: &str, grace: Duration) -> Result<(), EngineError> {
-        let _ = (name, grace);
-        todo_body()
+        let seconds = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        // `--time` rather than `--timeout`: podman and older docker know only this
+        // spelling; docker 28 accepts it with a deprecation note on stderr.
+        let seconds = seconds.to_string();
+        let finished = self.run("stop", &["--time", &seconds, "--", name])?;
+        self.succeed_unless_present("stop", &finished)
     }
 
     /// `rm --force`: remove in any state (killing it if it runs). A container that
     /// is already gone is not an error.
     pub fn remove(&self, name: &str) -> Result<(), EngineError> {
-        let _ = name;
-        todo_body()
+        let finished = self.run("rm", &["--force", "--volumes", "--", name])?;
+        if !finished.success && finished.stderr.contains("is already in progress") {
+            // Another remove of the same container is under way; it will be gone.
+            return Ok(());
+        }
+        self.succeed_unless_present("rm", &finished)
     }
 
     /// Every container, running or not, with label `key=value`.
@@ -169,27 +247,346 @@ impl Engine {
         key: &str,
         value: &str,
     ) -> Result<Vec<ContainerSummary>, EngineError> {
-        let _ = (key, value);
-        todo_body()
+        let filter = format!("label={key}={value}");
+        let args = [
+            "--all",
+            "--no-trunc",
+            "--filter",
+            &filter,
+            "--format",
+            "{{json .}}",
+        ];
+        let finished = self.run("ps", &args)?;
+        if !finished.success {
+            return Err(self.failure("ps", &finished, &[]));
+        }
+        let summaries = finished
+            .stdout
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .filter_map(|line| {
+                let summary = parse::summary(line, LABEL_MODULE);
+                if summary.is_none() {
+                    log::warn!(
+                        "unreadable line of '{} ps': '{}'",
+                        self.binary,
+                        parse::one_line(line)
+                    );
+                }
+                summary
+            })
+            .collect();
+        Ok(summaries)
     }
 
     /// One `stats --no-stream` call for all `names`; containers that are gone are
     /// left out of the answer rather than failing it.
     pub fn stats(&self, names: &[String]) -> Result<Vec<ContainerStats>, EngineError> {
-        let _ = names;
-        todo_body()
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let finished = self.stats_once(names)?;
+        let parsed = parse_stats_lines(&finished.stdout);
+        if finished.success || !parsed.is_empty() {
+            return Ok(parsed);
+        }
+
+        let missing = parse::missing_containers(&finished.stderr);
+        if missing.is_empty() {
+            return Err(self.failure("stats", &finished, &[]));
+        }
+        // docker 28 prints nothing at all when one of the names is gone, so ask once
+        // more for the others.
+        let remaining: Vec<String> = names
+            .iter()
+            .filter(|name| !missing.contains(name))
+            .cloned()
+            .collect();
+        if remaining.is_empty() || remaining.len() == names.len() {
+            return Ok(Vec::new());
+        }
+        let finished = self.stats_once(&remaining)?;
+        let parsed = parse_stats_lines(&finished.stdout);
+        if finished.success
+            || !parsed.is_empty()
+            || !parse::missing_containers(&finished.stderr).is_empty()
+        {
+            return Ok(parsed);
+        }
+        Err(self.failure("stats", &finished, &[]))
+    }
+
+    fn stats_once(&self, names: &[String]) -> Result<Finished, EngineError> {
+        let mut args: Vec<String> = ["--no-stream", "--format", "{{json .}}", "--"]
+            .iter()
+            .map(|arg| arg.to_string())
+            .collect();
+        args.extend(names.iter().cloned());
+        self.run_args("stats", &args)
+    }
+
+    /// Success, or success anyway when the engine says the container is gone.
+    fn succeed_unless_present(
+        &self,
+        subcommand: &str,
+        finished: &Finished,
+    ) -> Result<(), EngineError> {
+        if finished.success {
+            return Ok(());
+        }
+        match self.failure(subcommand, finished, &[]) {
+            EngineError::NoSuchContainer { .. } => Ok(()),
+            other => Err(other),
+        }
+    }
+
+    fn run(&self, subcommand: &str, args: &[&str]) -> Result<Finished, EngineError> {
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        self.run_args(subcommand, &args)
+    }
+
+    /// The one place that runs the engine binary.
+    fn run_args(&self, subcommand: &str, args: &[String]) -> Result<Finished, EngineError> {
+        let mut argv = Vec::with_capacity(args.len() + 1);
+        argv.push(subcommand.to_string());
+        argv.extend(args.iter().cloned());
+
+        log::debug!("running '{}'", self.command_text(subcommand));
+        exec::run(&self.binary, &argv, self.timeout).map_err(|error| match error {
+            RunError::NotFound => EngineError::NotInstalled {
+                binary: self.binary.clone(),
+            },
+            RunError::TimedOut => EngineError::TimedOut {
+                command: self.command_text(subcommand),
+                seconds: self.timeout.as_secs() + u64::from(self.timeout.subsec_nanos() > 0),
+            },
+            RunError::Io(error) => EngineError::Failed {
+                command: self.command_text(subcommand),
+                message: format!("could not run the engine: {error}"),
+            },
+        })
+    }
+
+    /// What a command that exited non-zero means, from what it printed; `env` values
+    /// are blanked out of the message.
+    fn failure(&self, subcommand: &str, finished: &Finished, env: &[String]) -> EngineError {
+        let printed = if finished.stderr.trim().is_empty() {
+            &finished.stdout
+        } else {
+            &finished.stderr
+        };
+        let mut message = parse::one_line(&redact(printed, env));
+        if message.is_empty() {
+            message = match finished.code {
+                Some(code) => format!("exit status {code} without a message"),
+                None => "killed by a signal without a message".into(),
+            };
+        }
+
+        if is_unreachable(&message) {
+            return EngineError::Unreachable {
+                binary: self.binary.clone(),
+                message,
+            };
+        }
+        let lower = message.to_lowercase();
+        if lower.contains("no such container")
+            || lower.contains("no such object")
+            || lower.contains("no container with name or id")
+        {
+            let name = parse::missing_containers(printed)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            return EngineError::NoSuchContainer { name };
+        }
+        EngineError::Failed {
+            command: self.command_text(subcommand),
+            message,
+        }
+    }
+
+    /// Only the binary and the subcommand: the arguments may carry env values.
+    fn command_text(&self, subcommand: &str) -> String {
+        format!("{} {subcommand}", self.binary)
     }
 }
 
 /// The arguments of `create` for `spec` (after the binary name), without a shell.
-pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
-    let _ = spec;
-    Vec::new()
+/// Refuses a spec that would not mean what it says on the command line.
+pub fn create_args(spec: &ContainerSpec) -> Result<Vec<String>, EngineError> {
+    let invalid = |reason: String| EngineError::InvalidSpec {
+        name: spec.name.clone(),
+        reason,
+    };
+    check_not_option("container name", &spec.name).map_err(invalid)?;
+    check_not_option("image", &spec.image).map_err(invalid)?;
+    let mount_source = mount_source(&spec.mount_source).map_err(invalid)?;
+    check_workdir(&spec.workdir).map_err(invalid)?;
+
+    let mut args: Vec<String> = vec![
+        "create".into(),
+        "--interactive".into(),
+        "--name".into(),
+        spec.name.clone(),
+    ];
+    for (key, value) in &spec.labels {
+        if key.is_empty() || key.contains('=') {
+            return Err(invalid(format!("label key '{key}' is empty or holds '='")));
+        }
+        args.extend(["--label".into(), format!("{key}={value}")]);
+    }
+    for (index, entry) in spec.env.iter().enumerate() {
+        // An entry without `=` would make the engine copy the runtime's own variable.
+        match entry.split_once('=') {
+            Some((key, _)) if !key.is_empty() => {
+                args.extend(["--env".into(), entry.clone()]);
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "env entry {} is not of the form KEY=VALUE",
+                    index + 1
+                )))
+            }
+        }
+    }
+    args.extend([
+        "--volume".into(),
+        format!("{mount_source}:{}", spec.workdir),
+        "--workdir".into(),
+        spec.workdir.clone(),
+    ]);
+    if !spec.pull.is_empty() {
+        if !["missing", "never", "always", "newer"].contains(&spec.pull.as_str()) {
+            return Err(invalid(format!(
+                "pull policy '{}' is not one of missing, never, always",
+                spec.pull
+            )));
+        }
+        args.extend(["--pull".into(), spec.pull.clone()]);
+    }
+    if spec.cpu_shares > 0 {
+        args.extend(["--cpu-shares".into(), spec.cpu_shares.to_string()]);
+    }
+    if let Some(memory) = &spec.memory {
+        check_not_option("memory", memory).map_err(invalid)?;
+        args.extend(["--memory".into(), memory.clone()]);
+    }
+    if spec.pids_limit > 0 {
+        args.extend(["--pids-limit".into(), spec.pids_limit.to_string()]);
+    }
+    if let Some(network) = &spec.network {
+        check_not_option("network", network).map_err(invalid)?;
+        args.extend(["--network".into(), network.clone()]);
+    }
+    args.extend(spec.extra_args.iter().cloned());
+    args.push(spec.image.clone());
+    args.extend(spec.command.iter().cloned());
+
+    if args.iter().any(|arg| arg.contains('\0')) {
+        return Err(invalid("an argument holds a NUL byte".into()));
+    }
+    // The subcommand is added by the runner.
+    args.remove(0);
+    Ok(args)
 }
 
-fn todo_body<T>() -> Result<T, EngineError> {
-    Err(EngineError::Failed {
-        command: "engine".into(),
-        message: "not implemented yet".into(),
-    })
+/// `value` must be present and must not read as an option.
+fn check_not_option(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if value.starts_with('-') {
+        return Err(format!("{what} '{value}' starts with '-'"));
+    }
+    Ok(())
+}
+
+/// The mount source as an absolute, resolved path that `--volume` reads as one path.
+fn mount_source(path: &Path) -> Result<String, String> {
+    let absolute = path
+        .canonicalize()
+        .map_err(|error| format!("mount source '{}' is not usable: {error}", path.display()))?;
+    let Some(text) = absolute.to_str() else {
+        return Err(format!(
+            "mount source '{}' is not valid UTF-8",
+            absolute.display()
+        ));
+    };
+    if text.contains(':') || text.contains(',') {
+        return Err(format!("mount source '{text}' holds ':' or ','"));
+    }
+    Ok(text.to_string())
+}
+
+fn check_workdir(workdir: &str) -> Result<(), String> {
+    if !workdir.starts_with('/') {
+        return Err(format!("workdir '{workdir}' is not an absolute path"));
+    }
+    if workdir.contains(':') || workdir.contains(',') {
+        return Err(format!("workdir '{workdir}' holds ':' or ','"));
+    }
+    Ok(())
+}
+
+fn parse_stats_lines(stdout: &str) -> Vec<ContainerStats> {
+    stdout.lines().filter_map(parse::stats).collect()
+}
+
+fn is_unreachable(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    lower.contains("cannot connect to the docker daemon")
+        || lower.contains("is the docker daemon running")
+        || lower.contains("unable to connect to podman")
+        || lower.contains("cannot connect to podman")
+        || lower.contains("permission denied while trying to connect to the docker daemon")
+        || lower.contains("error during connect")
+        || (lower.contains("connection refused") && lower.contains(".sock"))
+}
+
+fn is_image_missing(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    [
+        "unable to find image",
+        "no such image",
+        "pull access denied",
+        "repository does not exist",
+        "image not known",
+        "manifest unknown",
+    ]
+    .iter()
+    .any(|pattern| lower.contains(pattern))
+}
+
+/// `text` with every env entry, and every value long enough to be a secret, blanked.
+fn redact(text: &str, env: &[String]) -> String {
+    let mut text = text.to_string();
+    for entry in env {
+        if !entry.is_empty() {
+            text = text.replace(entry.as_str(), "<env redacted>");
+        }
+    }
+    for entry in env {
+        let value = entry
+            .split_once('=')
+            .map_or(entry.as_str(), |(_, value)| value);
+        if value.chars().count() >= REDACT_MIN_CHARS {
+            text = text.replace(value, "<redacted>");
+        }
+    }
+    text
+}
+
+/// Values shorter than this are left in messages: blanking every `1` or `on` would
+/// garble the text, and such values hide nothing.
+const REDACT_MIN_CHARS: usize = 4;
+
+fn redact_error(error: EngineError, env: &[String]) -> EngineError {
+    match error {
+        EngineError::Failed { command, message } => EngineError::Failed {
+            command,
+            message: redact(&message, env),
+        },
+        other => other,
+    }
 }
