@@ -159,9 +159,9 @@ impl Drop for Janitor {
     }
 }
 
-/// A Docker engine of the test's own (its own socket, data and containerd), which the
-/// test may stop and start without disturbing the machine's engine. It has no bridge
-/// network: its containers run with `--network none`.
+/// A Docker engine of the test's own (its own socket, data, containerd and network
+/// namespace), which the test may stop and start without disturbing the machine's
+/// engine. It has no bridge network: its containers run with `--network none`.
 pub struct PrivateEngine {
     dir: tempfile::TempDir,
     /// Value for `DOCKER_HOST`.
@@ -199,7 +199,10 @@ impl PrivateEngine {
             .append(true)
             .open(dir.join("dockerd.log"))
             .expect("dockerd log");
-        let child = Command::new("dockerd")
+        // A network namespace of its own: an engine without a bridge removes the
+        // host's `docker0` otherwise, breaking the machine's engine.
+        let child = Command::new("unshare")
+            .args(["--net", "--", "dockerd"])
             .arg("--host")
             .arg(&self.host)
             .arg("--data-root")
@@ -213,7 +216,7 @@ impl PrivateEngine {
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
             .spawn()
-            .expect("spawn dockerd (is docker.io installed?)");
+            .expect("spawn unshare dockerd (is docker.io installed?)");
         self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !self.answers() {
