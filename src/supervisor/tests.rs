@@ -116,6 +116,7 @@ fn request(uuid: &str) -> ModuleRequest {
         limit_sec: None,
         namespace: "public".into(),
         scene: String::new(),
+        sha256: Default::default(),
         raw: Value::Null,
     }
 }
