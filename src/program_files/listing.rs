@@ -80,9 +80,7 @@ pub(super) fn is_safe_entry_name(name: &str) -> bool {
             && !name.contains(['/', '\\'])
             && !name.chars().any(char::is_control)
     };
-    name.len() <= 255
-        && plain(name)
-        && plain(&String::from_utf8_lossy(&percent_decode(name)))
+    name.len() <= 255 && plain(name) && plain(&String::from_utf8_lossy(&percent_decode(name)))
 }
 
 /// What one `href` is: a child (`Some`), something else to skip (`None`: parent and
@@ -138,7 +136,10 @@ fn child(remainder: &str) -> Result<Option<Entry>, String> {
         names.push(name);
     }
     if names.len() != 1 {
-        log::debug!("skipping link '{}' deeper than the listed folder", printable(remainder));
+        log::debug!(
+            "skipping link '{}' deeper than the listed folder",
+            printable(remainder)
+        );
         return Ok(None);
     }
     let name = names.remove(0);
@@ -348,4 +349,164 @@ fn numeric_reference(reference: &str) -> Option<char> {
         None => digits.parse().ok()?,
     };
     char::from_u32(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NGINX: &str = r#"<html>
+<head><title>Index of /store/apps/</title></head>
+<body>
+<h1>Index of /store/apps/</h1><hr><pre><a href="../">../</a>
+<a href="lib/">lib/</a>                                               08-Mar-2024 10:12                   -
+<a href="my%20prog.py">my prog.py</a>                                         08-Mar-2024 10:12                  52
+<a href="requirements.txt">requirements.txt</a>                                   08-Mar-2024 10:12                  12
+</pre><hr></body>
+</html>
+"#;
+
+    const APACHE: &str = r#"<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">
+<html>
+ <head>
+  <title>Index of /store/apps</title>
+ </head>
+ <body>
+<h1>Index of /store/apps</h1>
+  <table>
+   <tr><th valign="top"><img src="/icons/blank.gif" alt="[ICO]"></th><th><a href="?C=N;O=D">Name</a></th><th><a href="?C=M;O=A">Last modified</a></th><th><a href="?C=S;O=A">Size</a></th><th><a href="?C=D;O=A">Description</a></th></tr>
+   <tr><th colspan="5"><hr></th></tr>
+<tr><td valign="top"><img src="/icons/back.gif" alt="[PARENTDIR]"></td><td><a href="/store/">Parent Directory</a></td><td>&nbsp;</td><td align="right">  - </td><td>&nbsp;</td></tr>
+<tr><td valign="top"><a href="lib/"><img src="/icons/folder.gif" alt="[DIR]"></a></td><td><a href="lib/">lib/</a></td><td align="right">2024-03-08 10:12  </td><td align="right">  - </td><td>&nbsp;</td></tr>
+<tr><td valign="top"><img src="/icons/text.gif" alt="[TXT]"></td><td><a href="a&amp;b.py">a&amp;b.py</a></td><td align="right">2024-03-08 10:12  </td><td align="right"> 52 </td><td>&nbsp;</td></tr>
+<tr><td valign="top"><img src="/icons/text.gif" alt="[TXT]"></td><td><a href="my%20prog.py">my prog.py</a></td><td align="right">2024-03-08 10:12  </td><td align="right"> 52 </td><td>&nbsp;</td></tr>
+   <tr><th colspan="5"><hr></th></tr>
+</table>
+<address>Apache/2.4.57 (Debian) Server at localhost Port 80</address>
+</body></html>
+"#;
+
+    const PYTHON: &str = r#"<!DOCTYPE HTML>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Directory listing for /store/apps/</title>
+</head>
+<body>
+<h1>Directory listing for /store/apps/</h1>
+<hr>
+<ul>
+<li><a href="a%26b.py">a&amp;b.py</a></li>
+<li><a href="lib/">lib/</a></li>
+<li><a href="link%40">link@</a></li>
+<li><a href="%C3%A9t%C3%A9.py">été.py</a></li>
+</ul>
+<hr>
+</body>
+</html>
+"#;
+
+    fn folder() -> FolderUrl {
+        FolderUrl::parse("http://alice:pw@Example.org:8000/store/apps/")
+    }
+
+    fn file(name: &str) -> Entry {
+        Entry::File(name.into())
+    }
+
+    fn dir(name: &str) -> Entry {
+        Entry::Folder(name.into())
+    }
+
+    #[test]
+    fn nginx_index_lists_files_and_folders_without_the_parent() {
+        assert_eq!(
+            entries(NGINX, &folder()).unwrap(),
+            [dir("lib"), file("my prog.py"), file("requirements.txt")]
+        );
+    }
+
+    #[test]
+    fn apache_index_skips_sort_links_and_parent_directory_and_lists_each_once() {
+        assert_eq!(
+            entries(APACHE, &folder()).unwrap(),
+            [dir("lib"), file("a&b.py"), file("my prog.py")]
+        );
+    }
+
+    #[test]
+    fn python_index_names_are_percent_decoded() {
+        assert_eq!(
+            entries(PYTHON, &folder()).unwrap(),
+            [file("a&b.py"), dir("lib"), file("link@"), file("été.py")]
+        );
+    }
+
+    #[test]
+    fn hrefs_are_found_in_any_quoting_case_and_attribute_order() {
+        let html = r#"<A class=x HREF=one.py>1</A> <a title='t>' href='two.py'>
+            <a
+              href = "three&#46;py" id="y"><!-- <a href="hidden.py"> --><a name=x>
+            <link href="style.css"><abbr href="no.py"><a href="&#x66;our.py&amp;x">"#;
+        assert_eq!(hrefs(html), ["one.py", "two.py", "three.py", "four.py&x"]);
+    }
+
+    #[test]
+    fn links_elsewhere_are_skipped() {
+        let html = r##"<a href="https://other.org/store/apps/x.py">x</a>
+            <a href="http://example.org:8000/other/y.py">y</a>
+            <a href="//other.org/store/apps/z.py">z</a>
+            <a href="/store/">up</a> <a href="/elsewhere/w.py">w</a>
+            <a href="mailto:me@example.org">mail</a> <a href="#top">top</a>
+            <a href="./">self</a> <a href="lib/deeper.py">deep</a> <a href="x.py?download">q</a>"##;
+        assert_eq!(entries(html, &folder()).unwrap(), []);
+    }
+
+    #[test]
+    fn absolute_links_into_the_listed_folder_are_children() {
+        let html = r#"<a href="/store/apps/abs.py">a</a>
+            <a href="http://EXAMPLE.org:8000/store/apps/full.py">f</a>
+            <a href="/store/apps/sub/">s</a> <a href="/store/apps/">self</a>"#;
+        assert_eq!(
+            entries(html, &folder()).unwrap(),
+            [file("abs.py"), file("full.py"), dir("sub")]
+        );
+    }
+
+    #[test]
+    fn names_that_would_leave_the_work_folder_are_refused() {
+        for (href, shown) in [
+            ("%2e%2e/", ".."),
+            ("%2E%2E%2Fetc%2Fpasswd", "../etc/passwd"),
+            ("..%2f..%2fsecret", "../../secret"),
+            ("/store/apps/../../etc/passwd", ".."),
+            ("lib/../../x.py", ".."),
+            ("a%5cb.py", "a\\b.py"),
+            ("a%00.py", "a\\u{0}.py"),
+            ("%252e%252e", "%2e%2e"),
+            ("x%2fy.py", "x/y.py"),
+        ] {
+            let html = format!(r#"<a href="ok.py">ok</a><a href="{href}">bad</a>"#);
+            assert_eq!(entries(&html, &folder()), Err(shown.to_string()), "{href}");
+        }
+    }
+
+    #[test]
+    fn entry_names_are_checked_for_the_work_folder() {
+        for good in ["prog.py", ".hidden", "a b", "été", "100%"] {
+            assert!(is_safe_entry_name(good), "{good}");
+        }
+        let long = "x".repeat(256);
+        for bad in [
+            "", ".", "..", "a/b", "a\\b", "a\nb", "%2e%2e", "a%2Fb", &long,
+        ] {
+            assert!(!is_safe_entry_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding_leaves_stray_percent_signs() {
+        assert_eq!(percent_decode("a%20b%zz%4"), b"a b%zz%4");
+        assert_eq!(percent_decode("%"), b"%");
+    }
 }

@@ -455,7 +455,14 @@ mod tests {
     impl FileStore {
         fn fetch(&self, location: &str, file: &str, max: u64) -> Result<PathBuf, FetchError> {
             let store = Store::File(self.store.path().to_path_buf());
-            fetch_program(&store, location, file, self.dest.path(), &limits(max), &BTreeMap::new())
+            fetch_program(
+                &store,
+                location,
+                file,
+                self.dest.path(),
+                &limits(max),
+                &BTreeMap::new(),
+            )
         }
 
         fn dest_is_empty(&self) -> bool {
@@ -524,6 +531,37 @@ mod tests {
         std::os::unix::fs::symlink("hello.wasm", fixture.store.path().join("apps/alias.wasm"))
             .unwrap();
         let path = fixture.fetch("apps", "alias.wasm", 1024).unwrap();
+        assert_eq!(fs::read(path).unwrap(), b"\0asm program");
+    }
+
+    #[test]
+    fn request_sum_of_the_program_is_checked_before_the_copy_appears() {
+        let fixture = file_store();
+        let store = Store::File(fixture.store.path().to_path_buf());
+        let fetch = |sum: String| {
+            let sums = BTreeMap::from([("hello.wasm".to_string(), sum)]);
+            fetch_program(
+                &store,
+                "apps",
+                "hello.wasm",
+                fixture.dest.path(),
+                &limits(1024),
+                &sums,
+            )
+        };
+
+        let err = fetch(checksum::sha256_of(b"other")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "program file 'apps/hello.wasm' has sha256 '{}...', but the request gives '{}...'",
+                &checksum::sha256_of(b"\0asm program")[..12],
+                &checksum::sha256_of(b"other")[..12]
+            )
+        );
+        assert!(fixture.dest_is_empty());
+
+        let path = fetch(checksum::sha256_of(b"\0asm program")).unwrap();
         assert_eq!(fs::read(path).unwrap(), b"\0asm program");
     }
 
@@ -610,8 +648,15 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let path =
-            fetch_program(&store, "apps", "my prog.wasm", dest.path(), &limits(1024), &BTreeMap::new()).unwrap();
+        let path = fetch_program(
+            &store,
+            "apps",
+            "my prog.wasm",
+            dest.path(),
+            &limits(1024),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         server.join().unwrap();
 
         assert_eq!(seen_rx.recv().unwrap(), "/store/apps/my%20prog.wasm");
@@ -628,7 +673,15 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024), &BTreeMap::new()).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "x.wasm",
+            dest.path(),
+            &limits(1024),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         server.join().unwrap();
 
         let Store::Http(base) = store else {
@@ -650,7 +703,15 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let err = fetch_program(&store, "", "big.wasm", dest.path(), &limits(1000), &BTreeMap::new()).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "big.wasm",
+            dest.path(),
+            &limits(1000),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         server.join().unwrap();
 
         assert_eq!(
@@ -670,7 +731,15 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let err = fetch_program(&store, "", "big.wasm", dest.path(), &limits(1000), &BTreeMap::new()).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "big.wasm",
+            dest.path(),
+            &limits(1000),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         server.join().unwrap();
 
         assert_eq!(
@@ -694,7 +763,15 @@ mod tests {
         };
 
         let started = Instant::now();
-        let err = fetch_program(&store, "", "slow.wasm", dest.path(), &short, &BTreeMap::new()).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "slow.wasm",
+            dest.path(),
+            &short,
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         let elapsed = started.elapsed();
         release_tx.send(()).unwrap();
         server.join().unwrap();
@@ -717,7 +794,15 @@ mod tests {
         let store = Store::Http(format!("http://alice:s3cret@127.0.0.1:{port}/store"));
         let dest = tempfile::tempdir().unwrap();
 
-        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024), &BTreeMap::new()).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "x.wasm",
+            dest.path(),
+            &limits(1024),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
 
         let shown = err.to_string();
         assert!(
@@ -742,7 +827,15 @@ mod tests {
         };
         let store = Store::Http(format!("http://127.0.0.1:{port}"));
         let dest = tempfile::tempdir().unwrap();
-        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024), &BTreeMap::new()).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "x.wasm",
+            dest.path(),
+            &limits(1024),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with(&format!("cannot fetch 'http://127.0.0.1:{port}/x.wasm': ")),

@@ -695,8 +695,11 @@ mod tests {
 
     #[test]
     fn sha256_object_maps_file_names_to_sums() {
-        let request = parse(with("sha256", json!({"./lib//util.py": SUM, "hello.wasm": SUM})))
-            .unwrap();
+        let request = parse(with(
+            "sha256",
+            json!({"./lib//util.py": SUM, "hello.wasm": SUM}),
+        ))
+        .unwrap();
         assert_eq!(
             request.sha256.keys().collect::<Vec<_>>(),
             ["hello.wasm", "lib/util.py"]
