@@ -189,6 +189,7 @@ fn fetch_and_prepare(
         &request.file,
         work_dir,
         &job.fetch,
+        &request.sha256,
     )
     .map_err(|err| err.to_string())?;
     let bytes = fs::read(&program)

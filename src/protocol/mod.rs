@@ -20,6 +20,8 @@ mod tests_inbound;
 #[cfg(test)]
 mod tests_outbound;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -136,8 +138,10 @@ pub struct ModuleRequest {
     /// Arena namespace and scene of the module (for module topics).
     pub namespace: String,
     pub scene: String,
-    /// Expected sha256 (lowercase hex) of program files, by relative name.
-    pub sha256: std::collections::BTreeMap<String, String>,
+    /// Expected sha256 of program files: name relative to the program's folder ->
+    /// lowercase hex. From `data.sha256`, a string (the program file's sum, keyed by
+    /// its base name) or an object of names to sums; empty when absent.
+    pub sha256: BTreeMap<String, String>,
     /// The request's `data`, as received (arena echoes it in its confirmation).
     pub raw: Value,
 }

@@ -5,6 +5,8 @@
 //! Not for: deciding whether the runtime can run the module (apis, max_nmodules),
 //! which the supervisor decides.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::paths::safe_relative_path;
@@ -79,6 +81,7 @@ pub(crate) fn module_request(
         _ => String::new(),
     };
     let filetype = filetype(data, &file)?;
+    let sha256 = sha256_sums(data, &file)?;
 
     let args = Args::from_data(data)?;
     let mut env = args.env;
@@ -104,7 +107,7 @@ pub(crate) fn module_request(
         limit_sec: args.limit_sec,
         namespace,
         scene,
-        sha256: Default::default(),
+        sha256,
         raw: Value::Object(data.clone()),
     })
 }
@@ -160,6 +163,53 @@ fn filetype(data: &Map<String, Value>, file: &str) -> Result<FileType, ProtocolE
             )
         }),
     }
+}
+
+/// `sha256`: one sum for the program file, or an object of names (relative to the
+/// program's folder) to sums; sums come back lowercase.
+fn sha256_sums(
+    data: &Map<String, Value>,
+    file: &str,
+) -> Result<BTreeMap<String, String>, ProtocolError> {
+    let mut sums = BTreeMap::new();
+    match present(data, "sha256") {
+        None => {}
+        Some(Value::String(sum)) => {
+            let base_name = file.rsplit('/').next().unwrap_or(file);
+            sums.insert(base_name.to_string(), sha256_hex(sum, "data.sha256")?);
+        }
+        Some(Value::Object(object)) => {
+            for (name, value) in object {
+                let field = format!("data.sha256.{}", printable(name));
+                let Value::String(sum) = value else {
+                    return Err(wrong_type(&field, "a sha256 as 64 hex digits", value));
+                };
+                sums.insert(safe_relative_path(name)?, sha256_hex(sum, &field)?);
+            }
+        }
+        Some(other) => {
+            return Err(wrong_type(
+                "data.sha256",
+                "a sha256 as 64 hex digits, or an object of file names to them",
+                other,
+            ))
+        }
+    }
+    Ok(sums)
+}
+
+fn sha256_hex(sum: &str, field: &str) -> Result<String, ProtocolError> {
+    if sum.len() == 64 && sum.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Ok(sum.to_ascii_lowercase());
+    }
+    let short: String = sum.chars().take(80).collect();
+    Err(invalid(
+        field,
+        format!(
+            "'{}' is not a sha256: expected 64 hex digits",
+            printable(&short)
+        ),
+    ))
 }
 
 /// What `args` carries, whatever its shape.
@@ -626,6 +676,59 @@ mod tests {
         );
         assert!(matches!(
             parse(with("args", json!({"dirs": ["../up"]}))),
+            Err(ProtocolError::UnsafePath(_))
+        ));
+    }
+
+    const SUM: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn sha256_string_is_the_sum_of_the_program_file_by_its_base_name() {
+        let data = json!({"uuid": "m", "file": "apps/prog.py", "sha256": SUM.to_uppercase()});
+        let request = parse(data).unwrap();
+        assert_eq!(
+            request.sha256,
+            BTreeMap::from([("prog.py".to_string(), SUM.to_string())])
+        );
+        assert!(parse(minimal()).unwrap().sha256.is_empty());
+    }
+
+    #[test]
+    fn sha256_object_maps_file_names_to_sums() {
+        let request = parse(with(
+            "sha256",
+            json!({"./lib//util.py": SUM, "hello.wasm": SUM}),
+        ))
+        .unwrap();
+        assert_eq!(
+            request.sha256.keys().collect::<Vec<_>>(),
+            ["hello.wasm", "lib/util.py"]
+        );
+    }
+
+    #[test]
+    fn sha256_that_is_not_64_hex_digits_is_invalid() {
+        let err = parse(with("sha256", json!("abc"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for 'data.sha256': 'abc' is not a sha256: expected 64 hex digits"
+        );
+        let err = parse(with("sha256", json!({"a.py": "z".repeat(64)}))).unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::InvalidValue { field, .. } if field == "data.sha256.a.py"),
+            "{err}"
+        );
+        let err = parse(with("sha256", json!({"a.py": 5}))).unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::WrongType { field, .. } if field == "data.sha256.a.py"),
+            "{err}"
+        );
+        assert!(matches!(
+            parse(with("sha256", json!(["x"]))),
+            Err(ProtocolError::WrongType { field, .. }) if field == "data.sha256"
+        ));
+        assert!(matches!(
+            parse(with("sha256", json!({"../x.py": SUM}))),
             Err(ProtocolError::UnsafePath(_))
         ));
     }

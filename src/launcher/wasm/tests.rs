@@ -691,6 +691,8 @@ fn launch_in(work_dir: &str, file: &str, program_bytes: &[u8]) -> Launch {
         fetch: FetchLimits {
             timeout: Duration::from_secs(5),
             max_file_bytes: 1024 * 1024,
+            max_files: 100,
+            max_total_bytes: 1024 * 1024,
         },
     };
     run_module(job, out, err);

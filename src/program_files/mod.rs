@@ -1,16 +1,25 @@
 //! Program files: fetching a module's program from the store (`http://`, `https://`,
 //! `file://`) into its work folder, refusing names that leave either, files that are
-//! too large and servers that stall.
+//! too large, servers that stall and checksums that do not match. One file for
+//! WebAssembly modules (`fetch_program`, here), a whole folder for Python modules
+//! (`fetch_program_folder`, in `folder.rs`).
 //!
 //! Not for: deciding where the store is (`config`) or running the program
 //! (launchers).
 
+mod checksum;
+mod folder;
+mod listing;
+
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::RepositorySettings;
+
+pub use folder::{fetch_program_folder, write_mqtt_auth, FetchedFolder};
 
 /// Where program files come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,15 +33,20 @@ pub enum Store {
 /// Bounds on one fetch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FetchLimits {
-    /// Connecting, each read and the whole HTTP fetch must each finish within this.
+    /// Connecting, each read and each whole HTTP request must each finish within this.
     pub timeout: Duration,
     /// Largest program file accepted, in bytes.
     pub max_file_bytes: u64,
+    /// Most files and sub-folders one program folder may hold, all levels together.
+    pub max_files: usize,
+    /// Most bytes one program folder may hold in all.
+    pub max_total_bytes: u64,
 }
 
 impl From<&RepositorySettings> for FetchLimits {
-    /// `repository.timeout_sec` (30 s when not a usable number) and
-    /// `repository.max_file_bytes`.
+    /// `repository.timeout_sec` (30 s when not a usable number),
+    /// `repository.max_file_bytes`, `repository.max_files` and
+    /// `repository.max_total_bytes`.
     fn from(settings: &RepositorySettings) -> Self {
         FetchLimits {
             timeout: Duration::try_from_secs_f64(settings.timeout_sec)
@@ -40,15 +54,21 @@ impl From<&RepositorySettings> for FetchLimits {
                 .filter(|timeout| !timeout.is_zero())
                 .unwrap_or(Duration::from_secs(30)),
             max_file_bytes: settings.max_file_bytes,
+            max_files: settings.max_files,
+            max_total_bytes: settings.max_total_bytes,
         }
     }
 }
 
-/// Why a program file could not be fetched; the text goes to the orchestrator.
+/// Why program files could not be fetched; the text goes to the orchestrator.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("file name '{0}' leaves the program store")]
     UnsafeName(String),
+    #[error("program folder '{folder}' lists '{name}', which would leave the work folder")]
+    UnsafeEntry { folder: String, name: String },
+    #[error("'{0}' in the program store is a link that leaves the store")]
+    LinkLeavesStore(String),
     #[error("program store '{0}' is not a readable folder")]
     StoreMissing(String),
     #[error("program file '{0}' not found in the store")]
@@ -63,6 +83,31 @@ pub enum FetchError {
     },
     #[error("program file '{file}' is over the limit of {limit}")]
     TooLargeStreamed { file: String, limit: String },
+    #[error("program folder '{folder}' holds more than {limit} files and folders")]
+    TooManyFiles { folder: String, limit: usize },
+    #[error("program folder '{folder}' is over the limit of {limit} in all")]
+    TotalTooLarge { folder: String, limit: String },
+    #[error("program folder '{folder}' nests deeper than {limit} folders at '{at}'")]
+    TooDeep {
+        folder: String,
+        at: String,
+        limit: usize,
+    },
+    #[error("program file '{file}' has sha256 '{actual}...', but {origin} gives '{expected}...'")]
+    ChecksumMismatch {
+        file: String,
+        actual: String,
+        expected: String,
+        origin: String,
+    },
+    #[error("{origin} gives a sha256 for '{file}', which the program folder does not hold")]
+    ChecksumForMissingFile { file: String, origin: String },
+    #[error("checksum list '{file}', line {line}: {reason}")]
+    BadChecksumList {
+        file: String,
+        line: usize,
+        reason: String,
+    },
     #[error("cannot fetch '{url}': {reason}")]
     Http { url: String, reason: String },
     #[error("cannot read program file '{file}': {source}")]
@@ -72,13 +117,16 @@ pub enum FetchError {
 }
 
 /// Fetch `location/file` from `store` into `dest_dir` and return the path of the
-/// copy (`dest_dir/<last part of file>`). The copy appears only once complete.
+/// copy (`dest_dir/<last part of file>`). The copy appears only once complete, and
+/// only when it matches `checksums[<last part of file>]` if the request gave one
+/// (lowercase hex sha256; other names in `checksums` are not looked at).
 pub fn fetch_program(
     store: &Store,
     location: &str,
     file: &str,
     dest_dir: &Path,
     limits: &FetchLimits,
+    checksums: &BTreeMap<String, String>,
 ) -> Result<PathBuf, FetchError> {
     let relative = store_relative_path(location, file)?;
     let file_name = relative
@@ -87,11 +135,16 @@ pub fn fetch_program(
         .ok_or_else(|| FetchError::UnsafeName(file.to_string()))?;
     let dest = dest_dir.join(&file_name);
     let temp = dest_dir.join(format!(".{file_name}.part"));
+    let shown = relative.display().to_string();
 
     let result = match store {
         Store::File(folder) => copy_from_folder(folder, &relative, &temp, limits),
         Store::Http(base) => download(base, &relative, &temp, limits),
     }
+    .and_then(|copied| match checksums.get(&file_name) {
+        Some(expected) => checksum::verify_one(&shown, &copied.sha256, expected, "the request"),
+        None => Ok(()),
+    })
     .and_then(|()| {
         fs::rename(&temp, &dest).map_err(|source| FetchError::Write {
             dir: dest_dir.display().to_string(),
@@ -103,44 +156,6 @@ pub fn fetch_program(
         let _ = fs::remove_file(&temp);
     }
     result.map(|()| dest)
-}
-
-/// What a folder fetch brought into the work folder.
-pub struct FetchedFolder {
-    pub program: PathBuf,
-    pub files: usize,
-    pub bytes: u64,
-}
-
-/// Interim: fetches only the program file (the folder fetch lands with its branch).
-pub fn fetch_program_folder(
-    store: &Store,
-    location: &str,
-    file: &str,
-    dest_dir: &Path,
-    limits: &FetchLimits,
-    _checksums: &std::collections::BTreeMap<String, String>,
-) -> Result<FetchedFolder, FetchError> {
-    let path = fetch_program(store, location, file, dest_dir, limits)?;
-    let program = PathBuf::from(path.file_name().unwrap_or_default());
-    Ok(FetchedFolder {
-        program,
-        files: 1,
-        bytes: 0,
-    })
-}
-
-/// Interim: writes `.arena_mqtt_auth`.
-pub fn write_mqtt_auth(
-    dest_dir: &Path,
-    username: Option<&str>,
-    token: Option<&str>,
-) -> Result<(), FetchError> {
-    let text = serde_json::json!({"username": username, "token": token}).to_string();
-    fs::write(dest_dir.join(".arena_mqtt_auth"), text).map_err(|source| FetchError::Write {
-        dir: dest_dir.display().to_string(),
-        source,
-    })
 }
 
 /// Checks one name from a request: relative, no `..`, no backslash, no NUL.
@@ -180,7 +195,7 @@ fn copy_from_folder(
     relative: &Path,
     temp: &Path,
     limits: &FetchLimits,
-) -> Result<(), FetchError> {
+) -> Result<Copied, FetchError> {
     let shown = relative.display().to_string();
     let root = folder
         .canonicalize()
@@ -200,22 +215,42 @@ fn copy_from_folder(
     if !source.starts_with(&root) {
         return Err(FetchError::UnsafeName(shown));
     }
+    copy_local_file(&source, &shown, temp, limits.max_file_bytes)
+}
 
-    let input = File::open(&source).map_err(|source| FetchError::Read {
-        file: shown.clone(),
+/// Copies the regular file at `source` (never blocking on a FIFO) into `temp`.
+fn copy_local_file(
+    source: &Path,
+    shown: &str,
+    temp: &Path,
+    max: u64,
+) -> Result<Copied, FetchError> {
+    let (input, len) = open_regular(source, shown)?;
+    if len > max {
+        return Err(too_large(shown, len, max));
+    }
+    copy_bounded(input, temp, max).map_err(|err| err.into_fetch_error(shown, temp, max))
+}
+
+/// Opens `source` for reading, and its size, if it is a regular file; FIFOs and
+/// devices are refused without blocking on them.
+fn open_regular(source: &Path, shown: &str) -> Result<(File, u64), FetchError> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let read_error = |source| FetchError::Read {
+        file: shown.to_string(),
         source,
-    })?;
-    let meta = input.metadata().map_err(|source| FetchError::Read {
-        file: shown.clone(),
-        source,
-    })?;
+    };
+    let input = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(source)
+        .map_err(read_error)?;
+    let meta = input.metadata().map_err(read_error)?;
     if !meta.is_file() {
-        return Err(FetchError::NotRegularFile(shown));
+        return Err(FetchError::NotRegularFile(shown.to_string()));
     }
-    if meta.len() > limits.max_file_bytes {
-        return Err(too_large(&shown, meta.len(), limits.max_file_bytes));
-    }
-    copy_bounded(input, &shown, temp, limits.max_file_bytes)
+    Ok((input, meta.len()))
 }
 
 fn download(
@@ -223,61 +258,101 @@ fn download(
     relative: &Path,
     temp: &Path,
     limits: &FetchLimits,
-) -> Result<(), FetchError> {
+) -> Result<Copied, FetchError> {
     let shown = relative.display().to_string();
     let url = format!(
         "{}/{}",
         base.trim_end_matches('/'),
         percent_encode_path(&relative.to_string_lossy())
     );
-    let http_error = |reason: String| FetchError::Http {
-        url: without_credentials(&url),
-        reason,
-    };
+    let body = http_get(&http_agent(limits), &url)?;
+    if let Some(size) = body.content_length() {
+        if size > limits.max_file_bytes {
+            return Err(too_large(&shown, size, limits.max_file_bytes));
+        }
+    }
+    copy_bounded(body.into_reader(), temp, limits.max_file_bytes).map_err(|err| match err {
+        CopyError::Read(source) => http_error(&url, source.to_string()),
+        other => other.into_fetch_error(&shown, temp, limits.max_file_bytes),
+    })
+}
 
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// An HTTP client whose every request ends within `limits.timeout`.
+fn http_agent(limits: &FetchLimits) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(limits.timeout))
         .timeout_per_read(Some(limits.timeout))
         .timeout_global(Some(limits.timeout))
         .build()
-        .into();
-    let response = agent
-        .get(&url)
-        .call()
-        .map_err(|err| http_error(err.to_string()))?;
+        .into()
+}
 
+/// GET `url`; anything but a success status is an error naming the URL (without
+/// its credentials).
+fn http_get(agent: &ureq::Agent, url: &str) -> Result<ureq::Body, FetchError> {
+    let response = agent
+        .get(url)
+        .call()
+        .map_err(|err| http_error(url, err.to_string()))?;
     let status = response.status();
     if !status.is_success() {
         let reason = match status.canonical_reason() {
             Some(text) => format!("{} {}", status.as_u16(), text),
             None => status.as_u16().to_string(),
         };
-        return Err(http_error(reason));
+        return Err(http_error(url, reason));
     }
-    let body = response.into_body();
-    if let Some(size) = body.content_length() {
-        if size > limits.max_file_bytes {
-            return Err(too_large(&shown, size, limits.max_file_bytes));
-        }
-    }
-    copy_bounded(body.into_reader(), &shown, temp, limits.max_file_bytes).map_err(|err| match err {
-        FetchError::Read { source, .. } => http_error(source.to_string()),
-        other => other,
-    })
+    Ok(response.into_body())
 }
 
-/// Copies at most `max` bytes of `input` into a new file at `temp`.
-fn copy_bounded(input: impl Read, shown: &str, temp: &Path, max: u64) -> Result<(), FetchError> {
-    let write_error = |source| FetchError::Write {
-        dir: temp
-            .parent()
-            .map(|dir| dir.display().to_string())
-            .unwrap_or_default(),
-        source,
-    };
-    let mut output = File::create(temp).map_err(write_error)?;
+fn http_error(url: &str, reason: String) -> FetchError {
+    FetchError::Http {
+        url: without_credentials(url),
+        reason,
+    }
+}
+
+/// What `copy_bounded` wrote.
+struct Copied {
+    bytes: u64,
+    /// Lowercase hex.
+    sha256: String,
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+    OverLimit,
+}
+
+impl CopyError {
+    fn into_fetch_error(self, shown: &str, temp: &Path, max: u64) -> FetchError {
+        match self {
+            CopyError::Read(source) => FetchError::Read {
+                file: shown.to_string(),
+                source,
+            },
+            CopyError::Write(source) => FetchError::Write {
+                dir: temp
+                    .parent()
+                    .map(|dir| dir.display().to_string())
+                    .unwrap_or_default(),
+                source,
+            },
+            CopyError::OverLimit => FetchError::TooLargeStreamed {
+                file: shown.to_string(),
+                limit: human_size(max),
+            },
+        }
+    }
+}
+
+/// Copies at most `max` bytes of `input` into a new file at `temp`, hashing them.
+fn copy_bounded(input: impl Read, temp: &Path, max: u64) -> Result<Copied, CopyError> {
+    let mut output = File::create(temp).map_err(CopyError::Write)?;
     let mut limited = input.take(max.saturating_add(1));
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 64 * 1024];
     let mut copied: u64 = 0;
     loop {
@@ -285,23 +360,20 @@ fn copy_bounded(input: impl Read, shown: &str, temp: &Path, max: u64) -> Result<
             Ok(0) => break,
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(FetchError::Read {
-                    file: shown.to_string(),
-                    source,
-                })
-            }
+            Err(source) => return Err(CopyError::Read(source)),
         };
         copied += n as u64;
         if copied > max {
-            return Err(FetchError::TooLargeStreamed {
-                file: shown.to_string(),
-                limit: human_size(max),
-            });
+            return Err(CopyError::OverLimit);
         }
-        output.write_all(&buf[..n]).map_err(write_error)?;
+        hash.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(CopyError::Write)?;
     }
-    output.sync_all().map_err(write_error)
+    output.sync_all().map_err(CopyError::Write)?;
+    Ok(Copied {
+        bytes: copied,
+        sha256: checksum::hex(hash.finish().as_ref()),
+    })
 }
 
 fn too_large(file: &str, size: u64, limit: u64) -> FetchError {
@@ -360,6 +432,8 @@ mod tests {
         FetchLimits {
             timeout: Duration::from_secs(5),
             max_file_bytes,
+            max_files: 100,
+            max_total_bytes: 1024 * 1024,
         }
     }
 
@@ -381,7 +455,14 @@ mod tests {
     impl FileStore {
         fn fetch(&self, location: &str, file: &str, max: u64) -> Result<PathBuf, FetchError> {
             let store = Store::File(self.store.path().to_path_buf());
-            fetch_program(&store, location, file, self.dest.path(), &limits(max))
+            fetch_program(
+                &store,
+                location,
+                file,
+                self.dest.path(),
+                &limits(max),
+                &BTreeMap::new(),
+            )
         }
 
         fn dest_is_empty(&self) -> bool {
@@ -454,6 +535,37 @@ mod tests {
     }
 
     #[test]
+    fn request_sum_of_the_program_is_checked_before_the_copy_appears() {
+        let fixture = file_store();
+        let store = Store::File(fixture.store.path().to_path_buf());
+        let fetch = |sum: String| {
+            let sums = BTreeMap::from([("hello.wasm".to_string(), sum)]);
+            fetch_program(
+                &store,
+                "apps",
+                "hello.wasm",
+                fixture.dest.path(),
+                &limits(1024),
+                &sums,
+            )
+        };
+
+        let err = fetch(checksum::sha256_of(b"other")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "program file 'apps/hello.wasm' has sha256 '{}...', but the request gives '{}...'",
+                &checksum::sha256_of(b"\0asm program")[..12],
+                &checksum::sha256_of(b"other")[..12]
+            )
+        );
+        assert!(fixture.dest_is_empty());
+
+        let path = fetch(checksum::sha256_of(b"\0asm program")).unwrap();
+        assert_eq!(fs::read(path).unwrap(), b"\0asm program");
+    }
+
+    #[test]
     fn file_store_refuses_a_file_over_the_size_limit() {
         let fixture = file_store();
         let err = fixture.fetch("apps", "hello.wasm", 4).unwrap_err();
@@ -485,11 +597,13 @@ mod tests {
             url: "file://programs".into(),
             timeout_sec: 2.5,
             max_file_bytes: 1234,
-            ..Default::default()
+            max_files: 12,
+            max_total_bytes: 5678,
         };
         let limits = FetchLimits::from(&settings);
         assert_eq!(limits.timeout, Duration::from_millis(2500));
         assert_eq!(limits.max_file_bytes, 1234);
+        assert_eq!((limits.max_files, limits.max_total_bytes), (12, 5678));
 
         settings.timeout_sec = -1.0;
         assert_eq!(
@@ -534,8 +648,15 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let path =
-            fetch_program(&store, "apps", "my prog.wasm", dest.path(), &limits(1024)).unwrap();
+        let path = fetch_program(
+            &store,
+            "apps",
+            "my prog.wasm",
+            dest.path(),
+            &limits(1024),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         server.join().unwrap();
 
         assert_eq!(seen_rx.recv().unwrap(), "/store/apps/my%20prog.wasm");
@@ -552,7 +673,15 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024)).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "x.wasm",
+            dest.path(),
+            &limits(1024),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         server.join().unwrap();
 
         let Store::Http(base) = store else {
@@ -574,7 +703,15 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let err = fetch_program(&store, "", "big.wasm", dest.path(), &limits(1000)).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "big.wasm",
+            dest.path(),
+            &limits(1000),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         server.join().unwrap();
 
         assert_eq!(
@@ -594,7 +731,15 @@ mod tests {
         });
         let dest = tempfile::tempdir().unwrap();
 
-        let err = fetch_program(&store, "", "big.wasm", dest.path(), &limits(1000)).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "big.wasm",
+            dest.path(),
+            &limits(1000),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         server.join().unwrap();
 
         assert_eq!(
@@ -614,11 +759,19 @@ mod tests {
         let dest = tempfile::tempdir().unwrap();
         let short = FetchLimits {
             timeout: Duration::from_millis(300),
-            max_file_bytes: 1024,
+            ..limits(1024)
         };
 
         let started = Instant::now();
-        let err = fetch_program(&store, "", "slow.wasm", dest.path(), &short).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "slow.wasm",
+            dest.path(),
+            &short,
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         let elapsed = started.elapsed();
         release_tx.send(()).unwrap();
         server.join().unwrap();
@@ -641,7 +794,15 @@ mod tests {
         let store = Store::Http(format!("http://alice:s3cret@127.0.0.1:{port}/store"));
         let dest = tempfile::tempdir().unwrap();
 
-        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024)).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "x.wasm",
+            dest.path(),
+            &limits(1024),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
 
         let shown = err.to_string();
         assert!(
@@ -666,7 +827,15 @@ mod tests {
         };
         let store = Store::Http(format!("http://127.0.0.1:{port}"));
         let dest = tempfile::tempdir().unwrap();
-        let err = fetch_program(&store, "", "x.wasm", dest.path(), &limits(1024)).unwrap_err();
+        let err = fetch_program(
+            &store,
+            "",
+            "x.wasm",
+            dest.path(),
+            &limits(1024),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with(&format!("cannot fetch 'http://127.0.0.1:{port}/x.wasm': ")),
