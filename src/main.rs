@@ -240,7 +240,10 @@ fn build_launchers(settings: &Settings) -> Result<HashMap<FileType, Arc<dyn Laun
     Ok(launchers)
 }
 
-fn container_launcher(settings: &Settings, entry: &LauncherEntry) -> Result<ContainerLauncher, String> {
+fn container_launcher(
+    settings: &Settings,
+    entry: &LauncherEntry,
+) -> Result<ContainerLauncher, String> {
     let runtime = &settings.runtime;
     let mut stats_interval = runtime.ka_interval_sec;
     if runtime.inactivity_timeout_sec > 0.0 {

@@ -39,7 +39,11 @@ fn no_args() -> serde_json::Value {
 fn create_fails(fx: &mut Fixture, file: &str) -> String {
     let m = fx.create(file, no_args());
     let err = fx.expect_error(START);
-    assert_eq!(err["object_id"], m.object_id.as_str(), "error answers the create: {err}");
+    assert_eq!(
+        err["object_id"],
+        m.object_id.as_str(),
+        "error answers the create: {err}"
+    );
     fx.assert_no_ok_so_far(&m.object_id);
     error_text(&err)
 }
@@ -50,13 +54,17 @@ fn engine_not_installed_is_a_clear_error_and_the_runtime_stays_up() {
     let mut fx = start_registered_runtime(options(appsettings));
 
     let text = create_fails(&mut fx, "py/echo/echo.py");
-    assert!(text.contains("'/nonexistent/docker' is not installed"), "{text}");
+    assert!(
+        text.contains("'/nonexistent/docker' is not installed"),
+        "{text}"
+    );
     fx.assert_hello_still_works();
 }
 
 #[test]
 fn missing_image_is_a_clear_error_naming_the_image() {
-    let appsettings = "launcher:\n  PY:\n    docker:\n      image: sideload-no-such-image:none\n      \
+    let appsettings =
+        "launcher:\n  PY:\n    docker:\n      image: sideload-no-such-image:none\n      \
                        pull: never\n";
     let mut fx = start_registered_runtime(options(appsettings));
     let _janitor = Janitor {
@@ -82,7 +90,10 @@ fn a_container_that_cannot_start_reports_the_engines_message() {
 
     let text = create_fails(&mut fx, "py/echo/echo.py");
     assert!(text.contains("could not start"), "{text}");
-    assert!(text.contains("/no/such/entrypoint"), "the engine's words: {text}");
+    assert!(
+        text.contains("/no/such/entrypoint"),
+        "the engine's words: {text}"
+    );
     let left = common::engine::containers_of_runtime(&fx.rt.uuid);
     assert!(left.is_empty(), "containers left: {left:?}");
     let files = fx.rt.leftover_module_files(Duration::from_secs(2));
@@ -124,7 +135,10 @@ fn engine_stopped_mid_run_ends_the_module_and_its_container_is_removed_once_back
     fx.assert_hello_still_works();
 
     engine.launch();
-    let second = fx.create("py/exit_code/exit_code.py", json!({"argv": ["5"], "env": []}));
+    let second = fx.create(
+        "py/exit_code/exit_code.py",
+        json!({"argv": ["5"], "env": []}),
+    );
     fx.expect_stdout(&second.uuid, "bye\n", START);
     let exited = fx.expect_exited(&second.uuid, START);
     assert_eq!(common::exit_code_of(&exited), Some(5), "{exited}");

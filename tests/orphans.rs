@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::engine::{container_exists, python, Bystander, Janitor};
-use common::{start_registered_runtime, Broker, Runtime, RuntimeOptions, unique_realm};
+use common::{start_registered_runtime, unique_realm, Broker, Runtime, RuntimeOptions};
 use serde_json::json;
 
 const START: Duration = Duration::from_secs(30);
@@ -40,7 +40,10 @@ fn containers_of_a_killed_runtime_are_removed_at_its_next_start_and_others_are_n
     fx.rt.kill();
 
     let container = format!("sideload-{}", m.uuid);
-    assert!(container_exists(&container), "the crash left the container running");
+    assert!(
+        container_exists(&container),
+        "the crash left the container running"
+    );
     let work_folder = state.path().join("modules").join(&m.uuid);
     assert!(work_folder.exists(), "the crash left the work folder");
 
@@ -57,6 +60,12 @@ fn containers_of_a_killed_runtime_are_removed_at_its_next_start_and_others_are_n
         |_| !container_exists(&container),
         START,
     );
-    assert!(!work_folder.exists(), "the crashed run's work folder is removed");
-    assert!(container_exists(&bystander.name), "a container not ours is untouched");
+    assert!(
+        !work_folder.exists(),
+        "the crashed run's work folder is removed"
+    );
+    assert!(
+        container_exists(&bystander.name),
+        "a container not ours is untouched"
+    );
 }

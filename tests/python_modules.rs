@@ -25,11 +25,17 @@ fn python_programs() -> RuntimeOptions {
         .program("py/exit_code/exit_code.py", python::EXIT_CODE.into())
         .program("py/printer/printer.py", python::PRINTER.into())
         .program("py/stubborn/stubborn.py", python::STUBBORN.into())
-        .program("py/stderr_writer/stderr_writer.py", python::STDERR_WRITER.into())
+        .program(
+            "py/stderr_writer/stderr_writer.py",
+            python::STDERR_WRITER.into(),
+        )
         .program("py/folder/folder.py", python::FOLDER_MAIN.into())
         .program("py/folder/lib/__init__.py", Vec::new())
         .program("py/folder/lib/helper.py", python::FOLDER_HELPER.into())
-        .program("py/folder/data/greeting.txt", b"hello from a sub-folder\n".to_vec())
+        .program(
+            "py/folder/data/greeting.txt",
+            b"hello from a sub-folder\n".to_vec(),
+        )
 }
 
 /// A registered runtime whose containers are removed however the test ends.
@@ -82,11 +88,15 @@ fn assert_ran_and_cleaned(fx: &mut PyFixture, uuid: &str) -> Value {
 
 #[test]
 fn python_module_gets_argv_env_its_program_folder_and_the_mqtt_credentials() {
-    let options = python_programs().secrets("mqtt:\n  username: pyuser\n  password: s3cret-token\n");
+    let options =
+        python_programs().secrets("mqtt:\n  username: pyuser\n  password: s3cret-token\n");
     let mut fx = fixture_with(options);
     let m = fx.create(
         "py/argv_env/argv_env.py",
-        args(&["x", "y z", "$HOME"], &["SL_K=V", "SL_GREETING=hello there"]),
+        args(
+            &["x", "y z", "$HOME"],
+            &["SL_K=V", "SL_GREETING=hello there"],
+        ),
     );
 
     fx.expect_ok(&m.object_id, START);
@@ -98,7 +108,10 @@ fn python_module_gets_argv_env_its_program_folder_and_the_mqtt_credentials() {
     assert_eq!(seen["env"]["PROGRAM_OBJECT_ID"], m.uuid.as_str(), "{seen}");
     let files = seen["files"].as_array().expect("files").clone();
     assert!(files.contains(&json!("argv_env.py")), "{seen}");
-    assert!(files.contains(&json!("lib/extra.txt")), "sub-folder fetched: {seen}");
+    assert!(
+        files.contains(&json!("lib/extra.txt")),
+        "sub-folder fetched: {seen}"
+    );
     assert_eq!(seen["auth_user"], "pyuser", "{seen}");
     assert_eq!(seen["auth_token_set"], true, "{seen}");
 
@@ -195,7 +208,9 @@ fn ten_python_modules_run_at_once_and_report_stats_in_keepalives() {
         |v| {
             v["data"]["children"].as_array().is_some_and(|children| {
                 children.len() == 10
-                    && children.iter().all(|c| c["mem_usage"].as_u64().unwrap_or(0) > 0)
+                    && children
+                        .iter()
+                        .all(|c| c["mem_usage"].as_u64().unwrap_or(0) > 0)
             })
         },
         Duration::from_secs(30),
@@ -227,7 +242,11 @@ fn delete_of_a_module_that_ignores_sigterm_kills_it_after_the_grace_period() {
     let delete_id = fx.delete(&m.uuid);
     fx.expect_ok(&delete_id, WAIT);
     let exited = assert_ran_and_cleaned(&mut fx, &m.uuid);
-    assert_eq!(exit_code_of(&exited), Some(137), "killed by SIGKILL: {exited}");
+    assert_eq!(
+        exit_code_of(&exited),
+        Some(137),
+        "killed by SIGKILL: {exited}"
+    );
 }
 
 #[test]

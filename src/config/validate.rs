@@ -64,8 +64,14 @@ impl Settings {
         })?;
         c.non_negative(r.inactivity_timeout_sec, "runtime.inactivity_timeout_sec")?;
         c.non_negative(r.inactivity_cpu_percent, "runtime.inactivity_cpu_percent")?;
-        c.non_negative(r.inactivity_net_bytes_sec, "runtime.inactivity_net_bytes_sec")?;
-        c.non_negative(r.inactivity_blk_bytes_sec, "runtime.inactivity_blk_bytes_sec")?;
+        c.non_negative(
+            r.inactivity_net_bytes_sec,
+            "runtime.inactivity_net_bytes_sec",
+        )?;
+        c.non_negative(
+            r.inactivity_blk_bytes_sec,
+            "runtime.inactivity_blk_bytes_sec",
+        )?;
         let interval = "runtime.inactivity_check_interval_sec";
         c.non_negative(r.inactivity_check_interval_sec, interval)?;
         if r.inactivity_timeout_sec > 0.0 {
@@ -127,7 +133,10 @@ impl Settings {
             &pull,
             || format!("'{}' must be missing, never or always", d.pull),
         )?;
-        c.non_negative(d.stop_grace_sec, &format!("{section}.docker.stop_grace_sec"))?;
+        c.non_negative(
+            d.stop_grace_sec,
+            &format!("{section}.docker.stop_grace_sec"),
+        )?;
         c.positive(
             d.engine_timeout_sec,
             &format!("{section}.docker.engine_timeout_sec"),
@@ -178,7 +187,10 @@ impl Settings {
         }
         c.non_zero(self.repository.max_file_bytes, "repository.max_file_bytes")?;
         c.non_zero(self.repository.max_files as u64, "repository.max_files")?;
-        c.non_zero(self.repository.max_total_bytes, "repository.max_total_bytes")?;
+        c.non_zero(
+            self.repository.max_total_bytes,
+            "repository.max_total_bytes",
+        )?;
         c.non_zero(w.fuel_slice, "launcher.wasm.fuel_slice")?;
 
         let fits = [

@@ -18,13 +18,19 @@ pub fn containers_of_runtime(runtime_uuid: &str) -> Vec<String> {
         "--format",
         "{{.Names}}",
     ]);
-    out.lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+    out.lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// The runtime has no container left (it removes each before reporting the exit).
 pub fn assert_no_containers_left(runtime_uuid: &str) {
     let left = containers_of_runtime(runtime_uuid);
-    assert!(left.is_empty(), "containers of runtime '{runtime_uuid}' left: {left:?}");
+    assert!(
+        left.is_empty(),
+        "containers of runtime '{runtime_uuid}' left: {left:?}"
+    );
 }
 
 /// Run `docker` with `args`; panics when it fails. Returns stdout.
@@ -145,8 +151,14 @@ impl Drop for Janitor {
         if let Some(host) = &self.host {
             list.env("DOCKER_HOST", host);
         }
-        let filter = format!("label=org.silverline.sideload.runtime={}", self.runtime_uuid);
-        let Ok(out) = list.args(["ps", "--all", "--quiet", "--filter", &filter]).output() else {
+        let filter = format!(
+            "label=org.silverline.sideload.runtime={}",
+            self.runtime_uuid
+        );
+        let Ok(out) = list
+            .args(["ps", "--all", "--quiet", "--filter", &filter])
+            .output()
+        else {
             return;
         };
         for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
@@ -251,7 +263,10 @@ impl PrivateEngine {
             ))
             .status()
             .expect("docker save | docker load");
-        assert!(status.success(), "loading the runner image failed: {status}");
+        assert!(
+            status.success(),
+            "loading the runner image failed: {status}"
+        );
     }
 
     /// Names of containers labelled with `runtime_uuid` on this engine.
@@ -260,7 +275,10 @@ impl PrivateEngine {
         let out = self
             .docker(&["ps", "--all", "--filter", &filter, "--format", "{{.Names}}"])
             .expect("docker ps");
-        assert!(out.status.success(), "docker ps on the private engine failed");
+        assert!(
+            out.status.success(),
+            "docker ps on the private engine failed"
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)

@@ -6,8 +6,8 @@
 //! Not for: command lines and parsing engine output (`cli.rs`), or replies to the
 //! orchestrator (the supervisor builds them from the events).
 
-pub mod cli;
 mod chores;
+pub mod cli;
 mod module;
 
 use std::collections::{BTreeSet, HashMap};
@@ -183,7 +183,10 @@ impl Shared {
 
     /// Run the sweep when it is still owed; see `ContainerLauncher::sweep_orphans`.
     fn sweep_if_owed(&self) -> usize {
-        let mut owed = self.sweep.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut owed = self
+            .sweep
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if !*owed {
             return 0;
         }
@@ -220,13 +223,18 @@ impl Shared {
     /// Keeps sweeps away while a container is being created; runs one first when
     /// it is owed.
     fn hold_off_sweep(&self) -> RwLockReadGuard<'_, bool> {
-        let owed = self.sweep.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let owed = self
+            .sweep
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if !*owed {
             return owed;
         }
         drop(owed);
         self.sweep_if_owed();
-        self.sweep.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sweep
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -238,5 +246,7 @@ pub fn container_name(module_uuid: &str) -> String {
 /// Locks survive a panicking holder: the data they guard stays consistent between
 /// statements.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

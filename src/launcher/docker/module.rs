@@ -40,9 +40,7 @@ pub(super) fn run(shared: &Arc<Shared>, context: LaunchContext) {
     let events = context.events.clone();
     let started = AtomicBool::new(false);
 
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        run_module(shared, context, &started)
-    }));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_module(shared, context, &started)));
 
     if outcome.is_err() {
         log::error!("module '{uuid}' thread panicked");
@@ -77,7 +75,10 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
     } = context;
     let uuid = request.uuid.clone();
     let fail = |error: String| {
-        log::debug!("module '{uuid}' ('{}') failed to start: {error}", request.name);
+        log::debug!(
+            "module '{uuid}' ('{}') failed to start: {error}",
+            request.name
+        );
         let _ = events.send(ModuleEvent::Failed {
             uuid: uuid.clone(),
             error,
@@ -199,7 +200,10 @@ fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
     let _no_sweep_meanwhile = shared.hold_off_sweep();
     match shared.engine.create(spec) {
         Err(EngineError::Failed { message, .. }) if message.contains("already in use") => {
-            log::warn!("removing stale container '{}' before creating it", spec.name);
+            log::warn!(
+                "removing stale container '{}' before creating it",
+                spec.name
+            );
             shared.remove_container(&spec.name);
             shared.engine.create(spec).map(|_| ())
         }
@@ -211,7 +215,10 @@ fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
 enum Ending {
     /// The container never ran; the text says why.
     NeverStarted(String),
-    Exited { code: Option<i32>, reason: String },
+    Exited {
+        code: Option<i32>,
+        reason: String,
+    },
 }
 
 /// A created container and what its module thread needs to run it.
