@@ -245,10 +245,6 @@ fn container_launcher(
     entry: &LauncherEntry,
 ) -> Result<ContainerLauncher, String> {
     let runtime = &settings.runtime;
-    let mut stats_interval = runtime.ka_interval_sec;
-    if runtime.inactivity_timeout_sec > 0.0 {
-        stats_interval = stats_interval.min(runtime.inactivity_check_interval_sec);
-    }
     ContainerLauncher::new(ContainerOptions {
         settings: entry.docker.clone(),
         cmd: entry.cmd.clone(),
@@ -257,7 +253,7 @@ fn container_launcher(
         fetch: FetchLimits::from(&settings.repository),
         mqtt_username: settings.mqtt.username.clone(),
         mqtt_password: settings.mqtt.password.clone(),
-        stats_interval: Duration::from_secs_f64(stats_interval.max(1.0)),
+        stats_interval: Duration::from_secs_f64(settings.container_stats_interval_sec()),
     })
     .map_err(|err| format!("cannot start the container launcher: {err}"))
 }

@@ -152,6 +152,20 @@ impl LauncherEntry {
     }
 }
 
+impl Settings {
+    /// Seconds between two samples of container stats: often enough for keepalives
+    /// and idleness checks, never more than once a second (one sample costs the
+    /// engine about a second and a half).
+    pub fn container_stats_interval_sec(&self) -> f64 {
+        let runtime = &self.runtime;
+        let mut interval = runtime.ka_interval_sec;
+        if runtime.inactivity_timeout_sec > 0.0 {
+            interval = interval.min(runtime.inactivity_check_interval_sec);
+        }
+        interval.max(1.0)
+    }
+}
+
 impl LauncherSettings {
     /// The table's entry for a filetype.
     pub fn entry(&self, filetype: FileType) -> &LauncherEntry {

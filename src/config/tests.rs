@@ -6,6 +6,7 @@ use std::fs;
 use super::layers::join_key;
 use super::runtime_uuid::UUID_FILE;
 use super::*;
+use crate::protocol::FileType;
 
 /// The example settings.yaml of the Python runtime's README, as written there.
 const PYTHON_SEED: &str = "\
@@ -651,4 +652,106 @@ fn parent_steps_in_relative_paths_are_folded_away() {
     let parent = dir.path().parent().unwrap();
     assert_eq!(s.runtime.state_dir, parent.join("state"));
     assert_eq!(s.repository_base(), Store::File(parent.join("store")));
+}
+
+#[test]
+fn launcher_table_is_keyed_by_filetype_and_accepts_the_python_runtime_class_names() {
+    let yaml = "launcher:\n  PY:\n    class: launcher.python_launcher.PythonLauncher\n    \
+                cmd: /run.sh\n    docker:\n      image: my/runner:2\n      engine: podman\n      \
+                memory: 256m\n      extra_args: ['--read-only']\n";
+    let s = load(&[(".appsettings.yaml", yaml), ("settings.yaml", "")]).unwrap();
+    let py = s.launcher.entry(FileType::Python);
+    assert_eq!(py.kind(), Some(LauncherKind::Container));
+    assert_eq!(py.cmd, "/run.sh");
+    assert_eq!(py.docker.image, "my/runner:2");
+    assert_eq!(py.docker.engine, "podman");
+    assert_eq!(py.docker.memory.as_deref(), Some("256m"));
+    assert_eq!(py.docker.extra_args, ["--read-only"]);
+    assert_eq!(py.docker.workdir, "/usr/src/app", "defaults fill the rest");
+    assert_eq!(
+        s.launcher.entry(FileType::Wasm).kind(),
+        Some(LauncherKind::Wasm)
+    );
+}
+
+#[test]
+fn the_default_launcher_table_runs_python_in_the_runner_image() {
+    let s = load(&[("settings.yaml", "")]).unwrap();
+    let py = s.launcher.entry(FileType::Python);
+    assert_eq!(py.kind(), Some(LauncherKind::Container));
+    assert_eq!(py.cmd, "/entrypoint.sh");
+    assert_eq!(py.docker.image, "slframework/slruntime-python-runner");
+    assert_eq!(py.docker.engine, "docker");
+    assert_eq!(py.docker.pull, "missing");
+}
+
+#[test]
+fn a_filetype_can_be_disabled() {
+    let s = load(&[("settings.yaml", "launcher: {PY: {class: disabled}}")]).unwrap();
+    let py = s.launcher.entry(FileType::Python);
+    assert_eq!(py.kind(), Some(LauncherKind::Disabled));
+}
+
+#[test]
+fn bad_launcher_table_entries_are_rejected_naming_key_and_value() {
+    let cases = [
+        (
+            "launcher: {PY: {class: ruby}}",
+            "'launcher.py.class': 'ruby' is not a launcher (container, wasm or disabled)",
+        ),
+        (
+            "launcher: {PY: {class: wasm}}",
+            "'launcher.py.class': 'wasm' cannot run filetype 'PY' modules",
+        ),
+        (
+            "launcher: {WA: {class: container}}",
+            "'launcher.wa.class': 'container' cannot run filetype 'WA' modules",
+        ),
+        (
+            "launcher: {PY: {docker: {workdir: app}}}",
+            "'launcher.py.docker.workdir': 'app' must be an absolute path in the container",
+        ),
+        (
+            "launcher: {PY: {docker: {pull: sometimes}}}",
+            "'launcher.py.docker.pull': 'sometimes' must be missing, never or always",
+        ),
+        (
+            "launcher: {PY: {docker: {engine_timeout_sec: 0}}}",
+            "'launcher.py.docker.engine_timeout_sec': '0' must be a number greater than 0",
+        ),
+        ("launcher: {PY: {cmd: ''}}", "'launcher.py.cmd'"),
+        (
+            "launcher: {PY: {docker: {image: ''}}}",
+            "'launcher.py.docker.image'",
+        ),
+        ("repository: {max_files: 0}", "'repository.max_files': '0'"),
+    ];
+    for (yaml, expected) in cases {
+        let err = load_err(&[("settings.yaml", yaml)]);
+        assert!(
+            err.starts_with(&format!("settings.yaml: {expected}")),
+            "{yaml}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_filetype_in_the_launcher_table_is_reported() {
+    let dir = folder(&[("settings.yaml", "launcher: {JS: {class: container}}")]);
+    let s = Settings::load_with_env(dir.path(), no_env()).unwrap();
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("unknown key 'launcher.js' ignored")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn launcher_engine_can_be_set_from_the_environment() {
+    let dir = folder(&[("settings.yaml", "")]);
+    let vars = env(&[("SIDELOAD__LAUNCHER__PY__DOCKER__ENGINE", "podman")]);
+    let s = Settings::load_with_env(dir.path(), vars).unwrap();
+    assert_eq!(s.launcher.py.docker.engine, "podman");
 }

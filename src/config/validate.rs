@@ -36,6 +36,17 @@ impl Settings {
         if !self.mqtt.ssl && self.mqtt.ca_file.is_some() {
             warnings.push("'mqtt.ca_file' is set but 'mqtt.ssl' is false: not used".into());
         }
+        let containers = self.launcher.py.kind() == Some(LauncherKind::Container);
+        let stats_interval = self.container_stats_interval_sec();
+        let timeout = self.runtime.inactivity_timeout_sec;
+        if containers && timeout > 0.0 && timeout < 3.0 * stats_interval {
+            warnings.push(format!(
+                "'runtime.inactivity_timeout_sec' '{timeout}' is short beside the {stats_interval} s \
+                 between container stats samples: a busy container may look idle; use at least \
+                 {}",
+                3.0 * stats_interval
+            ));
+        }
         if !self.mqtt.ssl && self.mqtt.insecure {
             warnings.push("'mqtt.insecure' is set but 'mqtt.ssl' is false: not used".into());
         }
