@@ -102,3 +102,78 @@ fn a_busy_module_keeps_running_past_the_timeout_while_an_idle_one_is_deleted() {
     fx.delete(&busy.uuid);
     fx.expect_exited(&busy.uuid, WAIT);
 }
+
+/// Container stats come from one `docker stats` call a second at best (each takes
+/// about a second and a half), so containers get a timeout well above that.
+const CONTAINER_TIMEOUT: Duration = Duration::from_secs(8);
+
+#[test]
+fn an_idle_python_module_is_deleted_while_a_busy_one_keeps_running() {
+    let idle_py = "import time\nprint('ready', flush=True)\ntime.sleep(600)\n";
+    let busy_py = "print('ready', flush=True)\nwhile True:\n    pass\n";
+    let options = with_programs()
+        .program("py/idle/idle.py", idle_py.into())
+        .program("py/busy/busy.py", busy_py.into())
+        .settings(json!({
+            "runtime": {
+                "ka_interval_sec": 1,
+                "inactivity_timeout_sec": CONTAINER_TIMEOUT.as_secs(),
+                "inactivity_check_interval_sec": 1,
+            }
+        }));
+    let mut fx = start_registered_runtime(options);
+    let _janitor = common::engine::Janitor {
+        runtime_uuid: fx.rt.uuid.clone(),
+        host: None,
+    };
+    let start = Duration::from_secs(30);
+    let idle = fx.create("py/idle/idle.py", no_args());
+    let busy = fx.create("py/busy/busy.py", no_args());
+    fx.expect_stdout(&idle.uuid, "ready\n", start);
+    fx.expect_stdout(&busy.uuid, "ready\n", start);
+    let running = Instant::now();
+
+    fx.expect_exited(&idle.uuid, CONTAINER_TIMEOUT + start);
+    assert!(running.elapsed() >= CONTAINER_TIMEOUT - Duration::from_secs(1));
+    common::engine::assert_no_containers_left_but(&fx.rt.uuid, &busy.uuid);
+
+    // Container stats arrive every few seconds, so single keepalives may show no CPU
+    // use; over the keepalives until well past the timeout, the busy one shows some.
+    let topic = fx.rt.topics.keepalive();
+    let past_timeout = CONTAINER_TIMEOUT + Duration::from_secs(4);
+    let busy_cpu = |ka: &Value| {
+        let entry = child(ka, &busy.uuid).cloned().unwrap_or_default();
+        entry["cpu_usage_percent"].as_f64().unwrap_or(0.0)
+    };
+    let mut most_cpu = 0.0f64;
+    let listed = |m: &common::Msg| {
+        m.topic == topic && m.json().is_some_and(|v| child(&v, &busy.uuid).is_some())
+    };
+    while let Some(msg) = fx.orch.wait_for(&listed, Duration::ZERO) {
+        most_cpu = most_cpu.max(busy_cpu(&msg.json().unwrap_or_default()));
+    }
+    loop {
+        let ka = fx.orch.expect(
+            "a keepalive listing the busy module",
+            |t| t == topic,
+            |v| child(v, &busy.uuid).is_some(),
+            WAIT,
+        );
+        most_cpu = most_cpu.max(busy_cpu(&ka));
+        if running.elapsed() >= past_timeout {
+            break;
+        }
+    }
+    assert!(most_cpu > 10.0, "busy container never reported busy: {most_cpu}%");
+    let control = fx.rt.topics.control();
+    let busy_uuid = busy.uuid.clone();
+    fx.orch.expect_none(
+        "an exited notice for the busy module",
+        |t| t == control,
+        |v| v["action"] == "exited" && v["data"]["uuid"] == busy_uuid.as_str(),
+        Duration::ZERO,
+    );
+    fx.delete(&busy.uuid);
+    fx.expect_exited(&busy.uuid, WAIT);
+    common::engine::assert_no_containers_left(&fx.rt.uuid);
+}

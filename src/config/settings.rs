@@ -193,6 +193,10 @@ pub struct ContainerSettings {
     pub memory: Option<String>,
     /// Most processes in a container (`--pids-limit`); 0 = engine default.
     pub pids_limit: i64,
+    /// Run an init process as the container's PID 1 (`--init`): without it the
+    /// program is PID 1, which ignores SIGTERM unless it handles it, so every
+    /// delete waits out `stop_grace_sec`.
+    pub init: bool,
     /// Network of the container (`--network`); unset = engine default.
     pub network: Option<String>,
     /// Extra options passed to `create` as they are (e.g. `["--read-only"]`).
@@ -341,6 +345,7 @@ impl Default for ContainerSettings {
             cpu_shares: 0,
             memory: None,
             pids_limit: 0,
+            init: true,
             network: None,
             extra_args: Vec::new(),
             stop_grace_sec: 3.0,

@@ -310,3 +310,13 @@ impl Drop for PrivateEngine {
         self.stop();
     }
 }
+
+/// The runtime's only container left is that of module `module_uuid`.
+pub fn assert_no_containers_left_but(runtime_uuid: &str, module_uuid: &str) {
+    let left = containers_of_runtime(runtime_uuid);
+    assert_eq!(
+        left,
+        [format!("sideload-{module_uuid}")],
+        "containers of runtime '{runtime_uuid}'"
+    );
+}

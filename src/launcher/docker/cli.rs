@@ -67,6 +67,9 @@ pub struct ContainerSpec {
     pub cpu_shares: u64,
     pub memory: Option<String>,
     pub pids_limit: i64,
+    /// Run a tiny init as the container's first process (`--init`), so that the
+    /// program gets the default signal handling and SIGTERM stops it at once.
+    pub init: bool,
     pub network: Option<String>,
     pub extra_args: Vec<String>,
 }
@@ -474,6 +477,9 @@ pub fn create_args(spec: &ContainerSpec) -> Result<Vec<String>, EngineError> {
     }
     if spec.pids_limit > 0 {
         args.extend(["--pids-limit".into(), spec.pids_limit.to_string()]);
+    }
+    if spec.init {
+        args.push("--init".into());
     }
     if let Some(network) = &spec.network {
         check_not_option("network", network).map_err(invalid)?;

@@ -188,6 +188,7 @@ fn container_spec(
         cpu_shares: settings.cpu_shares,
         memory: settings.memory.clone(),
         pids_limit: settings.pids_limit,
+        init: settings.init,
         network: settings.network.clone(),
         extra_args: settings.extra_args.clone(),
     }
