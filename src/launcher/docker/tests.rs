@@ -191,7 +191,10 @@ impl FakeEngine {
     fn wait_until_runnable(&self) {
         let deadline = Instant::now() + WAIT;
         loop {
-            match std::process::Command::new(self.binary()).arg("version").output() {
+            match std::process::Command::new(self.binary())
+                .arg("version")
+                .output()
+            {
                 Ok(output) => {
                     assert!(output.status.success(), "{output:?}");
                     return;
@@ -236,7 +239,9 @@ impl FakeEngine {
 
     /// Index in the call log of the first call that starts with `prefix`.
     fn first_call(&self, prefix: &str) -> Option<usize> {
-        self.calls().iter().position(|call| call.starts_with(prefix))
+        self.calls()
+            .iter()
+            .position(|call| call.starts_with(prefix))
     }
 
     fn has_container(&self, name: &str) -> bool {
@@ -247,7 +252,11 @@ impl FakeEngine {
     fn leave_container(&self, name: &str, runtime: &str) {
         let state = r#"{"Status":"exited","Running":false,"Pid":0,"ExitCode":0,"Error":"","StartedAt":"2025-06-01T10:00:00.1Z","FinishedAt":"2025-06-01T10:00:01.2Z"}"#;
         fs::write(self.path(&format!("c.{name}")), state).expect("state");
-        let labels = format!("{}={runtime},{}=m-old", cli::LABEL_RUNTIME, cli::LABEL_MODULE);
+        let labels = format!(
+            "{}={runtime},{}=m-old",
+            cli::LABEL_RUNTIME,
+            cli::LABEL_MODULE
+        );
         fs::write(self.path(&format!("l.{name}")), labels).expect("labels");
     }
 
@@ -462,7 +471,8 @@ fn stale_container_of_the_same_name_is_removed_and_the_create_tried_again() {
     let mut rig = Rig::new(on_start::HELLO, NO_CHORES);
     assert_eq!(rig.launcher.sweep_orphans(), 0);
     let uuid = uuid::Uuid::new_v4().to_string();
-    rig.fake.leave_container(&container_name(&uuid), RUNTIME_UUID);
+    rig.fake
+        .leave_container(&container_name(&uuid), RUNTIME_UUID);
 
     let mut module = rig.launch_as(&uuid, StopFlag::default());
 
@@ -548,11 +558,7 @@ fn container_gets_the_program_its_arguments_env_and_labels() {
     module.next_event();
     module.join();
 
-    let create = rig
-        .fake
-        .calls_of("create")
-        .pop()
-        .expect("a create call");
+    let create = rig.fake.calls_of("create").pop().expect("a create call");
     let uuid = &module.uuid;
     for part in [
         format!("--name {}", module.container),
@@ -616,8 +622,9 @@ fn module_deleted_while_its_container_is_created_fails_and_the_container_is_remo
     let rig = Rig::new(on_start::HELLO, NO_CHORES);
     rig.fake.touch("create-hold");
     let mut module = rig.launch();
-    rig.fake
-        .wait_for("the create call", |fake| !fake.calls_of("create").is_empty());
+    rig.fake.wait_for("the create call", |fake| {
+        !fake.calls_of("create").is_empty()
+    });
 
     module.delete(&rig.launcher);
     rig.fake.touch("create-go");
@@ -683,7 +690,8 @@ fn sweep_removes_the_containers_of_this_runtime_only() {
     let rig = Rig::new(on_start::HELLO, NO_CHORES);
     rig.fake.leave_container("sideload-old-1", RUNTIME_UUID);
     rig.fake.leave_container("sideload-old-2", RUNTIME_UUID);
-    rig.fake.leave_container("sideload-theirs", "another-runtime");
+    rig.fake
+        .leave_container("sideload-theirs", "another-runtime");
 
     assert_eq!(rig.launcher.sweep_orphans(), 2);
 
@@ -740,8 +748,15 @@ fn one_stats_call_fills_the_running_modules_stats() {
     assert_eq!(stats.blk_read_bytes.load(Relaxed), 4_000);
     assert_eq!(stats.blk_write_bytes.load(Relaxed), 8_000);
     assert!(stats.cpu_time_ns.load(Relaxed) > 0);
-    let stats_call = format!("stats --no-stream --format {{{{json .}}}} -- {}", module.container);
-    assert!(rig.fake.calls().contains(&stats_call), "{:#?}", rig.fake.calls());
+    let stats_call = format!(
+        "stats --no-stream --format {{{{json .}}}} -- {}",
+        module.container
+    );
+    assert!(
+        rig.fake.calls().contains(&stats_call),
+        "{:#?}",
+        rig.fake.calls()
+    );
 
     module.delete(&rig.launcher);
     assert_eq!(
