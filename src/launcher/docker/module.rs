@@ -32,6 +32,10 @@ use crate::stats::ModuleStats;
 const HELD_STDERR_BYTES: usize = 64 * 1024;
 /// Longest pause between two looks at a starting container.
 const START_POLL_MAX: Duration = Duration::from_millis(100);
+/// What `start --attach` exits with when the error is the engine's own (docker's
+/// "error waiting for container" once the daemon is gone; podman alike), not the
+/// program's: no exit code to report.
+const ENGINE_OWN_EXIT_CODE: i32 = 125;
 
 /// The body of a module thread: never panics outward, always sends either `Failed`
 /// or `Started` then `Exited`.
@@ -92,17 +96,24 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
             return fail(format!("cannot create module folder '{shown}': {err}"));
         }
     };
+    // The work folder goes before the event: once the supervisor hears of the end, a
+    // create of the same uuid may make the folder afresh, which ours must not remove.
     let program = match prepare_files(shared, &request, work.path()) {
         Ok(program) => program,
-        Err(error) => return fail(error),
+        Err(error) => {
+            drop(work);
+            return fail(error);
+        }
     };
     if stop.is_raised() {
+        drop(work);
         return fail("deleted before it started".into());
     }
 
     let container = container_name(&uuid);
     let spec = container_spec(shared, &request, &container, work.path(), &program);
     if let Err(err) = create(shared, &spec) {
+        drop(work);
         return fail(err.to_string());
     }
 
@@ -331,7 +342,10 @@ impl RunningModule<'_> {
                 Ending::Exited { code, reason }
             }
             Err(err) => {
-                let code = status.and_then(|status| status.ok()).and_then(|s| s.code());
+                let code = status
+                    .and_then(|status| status.ok())
+                    .and_then(|status| status.code())
+                    .filter(|code| *code != ENGINE_OWN_EXIT_CODE);
                 let reason = if stopped {
                     "stopped".to_string()
                 } else {
