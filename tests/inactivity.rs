@@ -164,7 +164,10 @@ fn an_idle_python_module_is_deleted_while_a_busy_one_keeps_running() {
             break;
         }
     }
-    assert!(most_cpu > 10.0, "busy container never reported busy: {most_cpu}%");
+    assert!(
+        most_cpu > 10.0,
+        "busy container never reported busy: {most_cpu}%"
+    );
     let control = fx.rt.topics.control();
     let busy_uuid = busy.uuid.clone();
     fx.orch.expect_none(

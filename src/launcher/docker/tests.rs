@@ -566,7 +566,7 @@ fn container_gets_the_program_its_arguments_env_and_labels() {
         format!("--label {}={uuid}", cli::LABEL_MODULE),
         format!("--label {}=pinger", cli::LABEL_MODULE_NAME),
         format!("--env MODE=test --env PROGRAM_OBJECT_ID={uuid}"),
-        "--workdir /usr/src/app --pull never runner:latest /entrypoint.sh prog.py --once"
+        "--workdir /usr/src/app --pull never --init runner:latest /entrypoint.sh prog.py --once"
             .to_string(),
     ] {
         assert!(create.contains(&part), "'{part}' not in '{create}'");
