@@ -81,7 +81,7 @@ fn missing_image_is_a_clear_error_naming_the_image() {
 
 #[test]
 fn a_container_that_cannot_start_reports_the_engines_message() {
-    let appsettings = "launcher:\n  PY:\n    cmd: /no/such/entrypoint\n";
+    let appsettings = "launcher:\n  PY:\n    docker:\n      extra_args: ['--user', 'nosuchuser']\n";
     let mut fx = start_registered_runtime(options(appsettings));
     let _janitor = Janitor {
         runtime_uuid: fx.rt.uuid.clone(),
@@ -90,14 +90,32 @@ fn a_container_that_cannot_start_reports_the_engines_message() {
 
     let text = create_fails(&mut fx, "py/echo/echo.py");
     assert!(text.contains("could not start"), "{text}");
-    assert!(
-        text.contains("/no/such/entrypoint"),
-        "the engine's words: {text}"
-    );
+    assert!(text.contains("nosuchuser"), "the engine's words: {text}");
     let left = common::engine::containers_of_runtime(&fx.rt.uuid);
     assert!(left.is_empty(), "containers left: {left:?}");
     let files = fx.rt.leftover_module_files(Duration::from_secs(2));
     assert!(files.is_empty(), "files left: {files:?}");
+    fx.assert_hello_still_works();
+}
+
+#[test]
+fn a_missing_command_in_the_image_ends_the_module_with_code_127_and_says_why() {
+    // The init process starts, then cannot run the command: the module runs and
+    // ends at once, and the reason is on its stderr topic.
+    let appsettings = "launcher:\n  PY:\n    cmd: /no/such/entrypoint\n";
+    let mut fx = start_registered_runtime(options(appsettings));
+    let _janitor = Janitor {
+        runtime_uuid: fx.rt.uuid.clone(),
+        host: None,
+    };
+
+    let m = fx.create("py/echo/echo.py", no_args());
+    let topic = fx.rt.topics.stderr(&m.uuid);
+    fx.orch.expect_output(&topic, "/no/such/entrypoint", START);
+    let exited = fx.expect_exited(&m.uuid, START);
+    assert_eq!(common::exit_code_of(&exited), Some(127), "{exited}");
+    let left = common::engine::containers_of_runtime(&fx.rt.uuid);
+    assert!(left.is_empty(), "containers left: {left:?}");
 }
 
 #[test]
