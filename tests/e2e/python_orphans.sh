@@ -8,7 +8,7 @@ e2e_require_engine
 
 bystander="sideload-e2e-bystander-$RANDOM$RANDOM"
 E2E_EXTRA_CONTAINERS+=("$bystander")
-timeout 60 "$E2E_ENGINE" run -d --name "$bystander" "$E2E_PY_IMAGE" \
+timeout 60 "$E2E_ENGINE" run -d --network none --name "$bystander" "$E2E_PY_IMAGE" \
     python3 -c 'import time; time.sleep(3600)' >/dev/null \
     || e2e_fail "could not start the bystander container '$bystander'"
 
