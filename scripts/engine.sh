@@ -87,7 +87,6 @@ start_engine() {
         say "installing Debian's docker.io"
         ensure_packages docker.io
     fi
-    mkdir -p "$state"
     # A dockerd may be starting already (another make, a service): wait for it first.
     if [[ -S /var/run/docker.sock ]] && pgrep -x dockerd >/dev/null; then
         say "a dockerd runs already; waiting for it to answer"
@@ -107,8 +106,8 @@ start_engine() {
             if kill -0 "$pid" 2>/dev/null; then
                 fail_engine "$pid"
             fi
-            say "dockerd ended at start-up (last lines of its log below); trying again with --iptables=false"
-            tail -n 5 "$dockerd_log" | sed 's/^/    /'
+            say "dockerd ended at start-up; trying again with --iptables=false. Its last error:"
+            grep -E 'level=(error|fatal)|failed to start' "$dockerd_log" | tail -n 2 | sed 's/^/    /'
             launch_dockerd --iptables=false
             pid="$(cat "$dockerd_pid_file")"
             wait_engine "$pid" || fail_engine "$pid"
@@ -239,6 +238,7 @@ for arg in "$@"; do
     esac
 done
 
+mkdir -p "$state"
 case "$command" in
 start)
     start_engine
