@@ -11,6 +11,8 @@
 #   SIDELOAD_BIN  runtime binary to test (default: `cargo build`, debug profile)
 #   E2E_TIMEOUT   default seconds to wait for an expected message (default 10)
 #   E2E_KEEP=1    keep the temporary folder
+#   SIDELOAD_RUNNER_IMAGE  Python runner image for the python_* tests (default: the
+#                 one in conf/.appsettings.yaml, slframework/slruntime-python-runner)
 #
 # Waiting is event-driven: a single mosquitto_sub, subscribed before the runtime starts,
 # records every message of the realm as one JSON line (`-F %j`); helpers poll that
@@ -167,6 +169,14 @@ e2e_start_runtime() {
     [[ -x "$bin" ]] || e2e_fail "runtime binary '$bin' not found"
     mkdir -p "$E2E_TMP/conf"
     cp -a "$E2E_ROOT/conf/." "$E2E_TMP/conf/"
+    # SIDELOAD_RUNNER_IMAGE replaces the Python runner image in the copy (no SIDELOAD__*
+    # variable can: variable names are lowercased, the launcher table's keys are not).
+    if [[ -n "${SIDELOAD_RUNNER_IMAGE:-}" ]]; then
+        sed -i -E "s|^( *image:) slframework/slruntime-python-runner([: #].*)?$|\1 $SIDELOAD_RUNNER_IMAGE|" \
+            "$E2E_TMP/conf/.appsettings.yaml"
+        grep -qF "image: $SIDELOAD_RUNNER_IMAGE" "$E2E_TMP/conf/.appsettings.yaml" \
+            || e2e_fail "could not set the runner image '$SIDELOAD_RUNNER_IMAGE' in the copy of conf/.appsettings.yaml"
+    fi
     env \
         SIDELOAD__MQTT__HOST=127.0.0.1 \
         SIDELOAD__MQTT__PORT="$E2E_PORT" \
