@@ -41,9 +41,10 @@ no_container() { [[ -z "$(e2e_containers "$module")" ]]; }
 e2e_wait_until "the left-over container '$container' removed" no_container
 no_work_dir() { [[ ! -e "$(e2e_work_dir "$module")" ]]; }
 e2e_wait_until "the crashed run's work folder '$(e2e_work_dir "$module")' removed" no_work_dir
-grep -q -e "$module" -e "${container:0:12}" "$E2E_RUNTIME_LOG" \
-    || e2e_fail "the runtime's log does not name the removed container '${container:0:12}' (sideload-$module)"
-e2e_say "log: $(grep -m 1 -e "$module" -e "${container:0:12}" "$E2E_RUNTIME_LOG")"
+names_container() { grep -q -E "container.*(sideload-$module|${container:0:12})" "$E2E_RUNTIME_LOG"; }
+e2e_wait_until "a line of the runtime's log naming the removed container 'sideload-$module' (${container:0:12})" \
+    names_container
+e2e_say "log: $(grep -m 1 -E "container.*(sideload-$module|${container:0:12})" "$E2E_RUNTIME_LOG")"
 
 [[ "$(timeout 20 "$E2E_ENGINE" inspect -f '{{.State.Running}}' "$bystander" 2>&1)" == true ]] \
     || e2e_fail "the bystander container '$bystander' (no labels) does not run any more"
