@@ -125,6 +125,19 @@ fail_engine() {
     die "dockerd did not come up within ${engine_timeout} s (its log: $dockerd_log, last lines above)"
 }
 
+# The tests' Python programs need the standard library (json, signal, ...): an image
+# with python3-minimal alone is not enough. Fails with what to do.
+check_image() {
+    local out
+    if ! out="$(timeout 60 docker run --rm --network none "$image" \
+        python3 -c 'import json, os, signal, sys, time' 2>&1)"; then
+        echo "$out" | tail -n 3 >&2
+        die "image '$image' cannot run the test programs (Python's standard library is" \
+            "missing, see above); rebuild it: make runner-image" \
+            "(containers/build-offline-image.sh --force --tag $image)"
+    fi
+}
+
 build_image() {
     "$root/containers/build-offline-image.sh" --tag "$image"
 }
@@ -176,7 +189,8 @@ wait_image() {
         start_image_build
     fi
     image_present || die "image '$image' is missing after the build"
-    say "image '$image' is present"
+    check_image
+    say "image '$image' is present and runs python3 with its standard library"
 }
 
 stop_engine() {
@@ -246,6 +260,7 @@ start)
         start_image_build background
     else
         start_image_build
+        check_image
     fi
     ;;
 wait-image) wait_image ;;
