@@ -333,12 +333,15 @@ def py_throughput(runtime, lines):
     runtime.client.drain()
     last_line = f"line {lines - 1}\n".encode()
     received = bytearray()
+    first = []
     start = time.monotonic()
     runtime.create_py(module, "printer", [str(lines)])
 
     def collect(topic, payload):
         if topic != runtime.stdout(module):
             return False
+        if not first:
+            first.append(time.monotonic())
         received.extend(payload)
         return received.endswith(last_line)
 
@@ -356,7 +359,8 @@ def py_throughput(runtime, lines):
     runtime.wait_exited(module)
     report("py_stdout_throughput", in_order / elapsed, "lines/s",
            f"python/printer {lines}: {in_order} of {lines} lines received in order in "
-           f"{elapsed:.2f} s, create request -> last line (container start included)")
+           f"{elapsed:.2f} s, create request -> last line (container start included; "
+           f"{end - first[0] if first else 0:.3f} s from the first stdout message)")
 
 
 def py_rss(runtime, pid, modules):
@@ -382,8 +386,20 @@ def py_rss(runtime, pid, modules):
     finally:
         for module in ids:
             runtime.delete(module)
-    for module in ids:
-        runtime.wait_exited(module, timeout=60)
+    # one wait for all: waiting for each in turn would drop the others' notices
+    exited = set()
+
+    def all_exited(topic, payload):
+        if topic == runtime.control:
+            try:
+                message = json.loads(payload)
+            except ValueError:
+                return False
+            if message.get("action") == "exited":
+                exited.add(message.get("data", {}).get("uuid"))
+        return exited.issuperset(ids)
+
+    runtime.wait_for(all_exited, 60, f"'exited' notices of {modules} python/idle")
     report("py_rss_with_modules", rss, "KiB",
            f"VmRSS of the runtime with {modules} python/idle modules running (containers "
            f"not counted), 2 s after all printed 'ready'")
