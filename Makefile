@@ -7,12 +7,18 @@ CONFIG_DIR ?= conf
 PORT ?= 1883
 
 .PHONY: help setup build run test lint unit e2e shellcheck demo check-config bench \
-	release-musl release-aarch64 release-armv7 test-programs broker broker-stop clean
+	release-musl release-aarch64 release-armv7 test-programs broker broker-stop clean \
+	engine engine-stop runner-image
 
 help:
 	@echo "make build            release build (cargo build --release)"
 	@echo "make run              install the broker if needed, start it on 127.0.0.1:\$$PORT, run the runtime with conf/"
-	@echo "make test             what CI runs: fmt, clippy, unit and integration tests, shellcheck, end-to-end tests"
+	@echo "make test             what CI runs: packages, container engine and runner image (built while Rust"
+	@echo "                      compiles), fmt, clippy, shellcheck, unit and integration tests, end-to-end tests"
+	@echo "make e2e              end-to-end tests only (python_* are skipped when no engine runs)"
+	@echo "make engine           install docker.io if needed, start dockerd, build the offline runner image if missing"
+	@echo "make engine-stop      stop the dockerd that make engine started"
+	@echo "make runner-image     rebuild the offline Python runner image (containers/build-offline-image.sh --force)"
 	@echo "make demo             the whole loop in one command: broker, runtime, a module's output, shutdown"
 	@echo "make check-config     load and validate the settings in \$$CONFIG_DIR (default conf) without connecting"
 	@echo "make bench            size, memory, latency and throughput numbers (BENCH_COLD=1 adds a cold build)"
@@ -33,13 +39,17 @@ run: setup
 	PORT=$(PORT) scripts/broker.sh start
 	SIDELOAD__MQTT__PORT=$(PORT) $(CARGO) run --release -- --config-dir $(CONFIG_DIR)
 
+# The runner image (debootstrap, about a minute) builds in the background while clippy
+# compiles; wait-image joins it before the tests that need it.
 test:
 	scripts/setup.sh --with-shellcheck
+	scripts/engine.sh start --background-image
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(MAKE) --no-print-directory shellcheck
+	scripts/engine.sh wait-image
 	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory e2e
+	SIDELOAD_REQUIRE_ENGINE=1 $(MAKE) --no-print-directory e2e
 
 unit:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
@@ -52,7 +62,16 @@ e2e:
 	tests/e2e/run-all.sh
 
 shellcheck:
-	shellcheck -x scripts/*.sh tests/e2e/*.sh .ci/run
+	shellcheck -x scripts/*.sh tests/e2e/*.sh .ci/run containers/*.sh containers/python-runner/entrypoint.sh
+
+engine:
+	scripts/engine.sh start
+
+engine-stop:
+	scripts/engine.sh stop
+
+runner-image:
+	containers/build-offline-image.sh --force
 
 lint:
 	$(CARGO) fmt --check

@@ -9,6 +9,14 @@ Usage:
   mqtt_bench.py --port P --realm R --runtime UUID create-latency [--runs 20]
   mqtt_bench.py --port P --realm R --runtime UUID echo-latency [--runs 20]
   mqtt_bench.py --port P --realm R --runtime UUID throughput [--lines 20000]
+  mqtt_bench.py --port P --realm R --runtime UUID py-create-latency [--runs 10]
+  mqtt_bench.py --port P --realm R --runtime UUID py-throughput [--lines 20000]
+  mqtt_bench.py --port P --realm R --runtime UUID py-rss --pid PID [--modules 10]
+  mqtt_bench.py ... docker-run-latency --image IMAGE --folder DIR [--engine docker] [--runs 10]
+
+The py-* measurements run the Python programs of tests/programs/python (filetype PY,
+in containers); docker-run-latency is the baseline: a bare `docker run` of the same
+image and program, no runtime involved.
 
 Each prints one line: `<name> <value> <unit> <how it was measured>`.
 """
@@ -19,6 +27,7 @@ import queue
 import socket
 import statistics
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -126,6 +135,7 @@ class Runtime:
         self.realm = realm
         self.uuid = runtime_uuid
         self.control = f"{realm}/proc/control/{runtime_uuid}"
+        self.log = f"{realm}/proc/log/{runtime_uuid}"
 
     def stdout(self, module):
         return f"{self.realm}/proc/stdio/{module}"
@@ -133,13 +143,28 @@ class Runtime:
     def stdin(self, module):
         return f"{self.realm}/proc/stdio/{module}/stdin"
 
-    def create(self, module, file, argv=()):
+    def create(self, module, file, argv=(), filetype="WA"):
+        apis = ["wasm", "wasi"] if filetype == "WA" else []
         self.client.publish(self.control, json.dumps({
             "object_id": str(uuid.uuid4()), "action": "create", "type": "req",
             "data": {"type": "module", "uuid": module, "name": f"bench-{module[:8]}",
-                     "parent": self.uuid, "file": file, "filetype": "WA",
-                     "apis": ["wasm", "wasi"], "args": {"argv": list(argv), "env": []},
+                     "parent": self.uuid, "file": file, "filetype": filetype,
+                     "apis": apis, "args": {"argv": list(argv), "env": []},
                      "channels": [], "status": "A"}}))
+
+    def refusals(self, predicate, modules):
+        """predicate, but raising RuntimeError on an error about one of the modules on
+        the runtime's log topic (subscribe to self.log first), so a refused create
+        fails the measurement at once instead of at its timeout."""
+        def watch(topic, payload):
+            if topic == self.log and any(m.encode() in payload for m in modules):
+                raise RuntimeError(f"the runtime reported an error: {payload.decode(errors='replace')}")
+            return predicate(topic, payload)
+        return watch
+
+    def create_py(self, module, program, argv=()):
+        """A Python module: tests/programs/python/<program>/<program>.py and its folder."""
+        self.create(module, f"python/{program}/{program}.py", argv, filetype="PY")
 
     def delete(self, module):
         self.client.publish(self.control, json.dumps({
@@ -265,6 +290,121 @@ def stop_latency(runtime, runs):
            f"max {max(samples) * 1000:.1f})")
 
 
+def py_create_latency(runtime, runs):
+    samples = []
+    for _ in range(runs):
+        module = str(uuid.uuid4())
+        runtime.client.subscribe(runtime.stdout(module))
+        runtime.client.drain()
+        start = time.monotonic()
+        runtime.create_py(module, "hello")
+        first = runtime.wait_for(
+            runtime.refusals(lambda t, p, m=module: t == runtime.stdout(m), [module]), 60,
+            "stdout from python/hello")
+        samples.append(first - start)
+        runtime.wait_exited(module)
+    report("py_create_to_first_stdout_median", statistics.median(samples) * 1000, "ms",
+           f"median of {runs}: create request for python/hello published -> first stdout "
+           f"message received (min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})")
+
+
+def docker_run_latency(engine, image, folder, runs):
+    command = [engine, "run", "--rm", "-v", f"{folder}:/usr/src/app", "-w", "/usr/src/app",
+               image, "/entrypoint.sh", "hello.py"]
+    samples = []
+    for _ in range(runs):
+        start = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        line = process.stdout.readline()
+        first = time.monotonic()
+        process.stdout.read()
+        if process.wait(timeout=60) != 0 or not line:
+            raise RuntimeError(f"'{' '.join(command)}' failed (status {process.returncode})")
+        samples.append(first - start)
+    report("docker_run_first_stdout_median", statistics.median(samples) * 1000, "ms",
+           f"median of {runs}: bare '{engine} run --rm -v <python/hello>:/usr/src/app "
+           f"{image} /entrypoint.sh hello.py' spawned -> its first stdout line "
+           f"(min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})")
+
+
+def py_throughput(runtime, lines):
+    module = str(uuid.uuid4())
+    runtime.client.subscribe(runtime.stdout(module))
+    runtime.client.drain()
+    last_line = f"line {lines - 1}\n".encode()
+    received = bytearray()
+    first = []
+    start = time.monotonic()
+    runtime.create_py(module, "printer", [str(lines)])
+
+    def collect(topic, payload):
+        if topic != runtime.stdout(module):
+            return False
+        if not first:
+            first.append(time.monotonic())
+        received.extend(payload)
+        return received.endswith(last_line)
+
+    try:
+        end = runtime.wait_for(runtime.refusals(collect, [module]), 120,
+                               f"'line {lines - 1}' from python/printer")
+    except TimeoutError:
+        end = time.monotonic()
+    in_order = 0
+    for line in received.split(b"\n"):
+        if line != f"line {in_order}".encode():
+            break
+        in_order += 1
+    elapsed = end - start
+    runtime.wait_exited(module)
+    report("py_stdout_throughput", in_order / elapsed, "lines/s",
+           f"python/printer {lines}: {in_order} of {lines} lines received in order in "
+           f"{elapsed:.2f} s, create request -> last line (container start included; "
+           f"{end - first[0] if first else 0:.3f} s from the first stdout message)")
+
+
+def py_rss(runtime, pid, modules):
+    ready = set()
+    ids = [str(uuid.uuid4()) for _ in range(modules)]
+    runtime.client.subscribe(*[runtime.stdout(m) for m in ids])
+    runtime.client.drain()
+    for module in ids:
+        runtime.create_py(module, "idle")
+
+    def is_ready(topic, payload):
+        for module in ids:
+            if topic == runtime.stdout(module) and b"ready" in payload:
+                ready.add(module)
+        return len(ready) == len(ids)
+
+    try:
+        runtime.wait_for(runtime.refusals(is_ready, ids), 60 + 10 * modules,
+                         f"'ready' from {modules} python/idle")
+        time.sleep(2)  # let the stats chores of the running modules settle
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    finally:
+        for module in ids:
+            runtime.delete(module)
+    # one wait for all: waiting for each in turn would drop the others' notices
+    exited = set()
+
+    def all_exited(topic, payload):
+        if topic == runtime.control:
+            try:
+                message = json.loads(payload)
+            except ValueError:
+                return False
+            if message.get("action") == "exited":
+                exited.add(message.get("data", {}).get("uuid"))
+        return exited.issuperset(ids)
+
+    runtime.wait_for(all_exited, 60, f"'exited' notices of {modules} python/idle")
+    report("py_rss_with_modules", rss, "KiB",
+           f"VmRSS of the runtime with {modules} python/idle modules running (containers "
+           f"not counted), 2 s after all printed 'ready'")
+
+
 def report(name, value, unit, how):
     print(f"{name} {value:.1f} {unit}  ({how})", flush=True)
 
@@ -276,14 +416,36 @@ def main():
     parser.add_argument("--realm", default="realm")
     parser.add_argument("--runtime", required=True, help="the runtime's uuid")
     parser.add_argument("measurement",
-                        choices=["create-latency", "echo-latency", "stop-latency", "throughput"])
+                        choices=["create-latency", "echo-latency", "stop-latency", "throughput",
+                                 "py-create-latency", "py-throughput", "py-rss",
+                                 "docker-run-latency"])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--lines", type=int, default=20000)
+    parser.add_argument("--pid", type=int, help="the runtime's pid (py-rss)")
+    parser.add_argument("--modules", type=int, default=10, help="modules running (py-rss)")
+    parser.add_argument("--engine", default="docker", help="docker-run-latency")
+    parser.add_argument("--image", default="slframework/slruntime-python-runner:latest",
+                        help="docker-run-latency")
+    parser.add_argument("--folder", help="program folder with hello.py (docker-run-latency)")
     args = parser.parse_args()
+
+    if args.measurement == "docker-run-latency":
+        if not args.folder:
+            parser.error("docker-run-latency needs --folder")
+        try:
+            docker_run_latency(args.engine, args.image, args.folder, args.runs)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+            print(f"docker-run-latency: {error}", file=sys.stderr)
+            return 1
+        return 0
+    if args.measurement == "py-rss" and args.pid is None:
+        parser.error("py-rss needs --pid")
 
     client = MiniMqtt(args.host, args.port, f"bench-{uuid.uuid4()}")
     runtime = Runtime(client, args.realm, args.runtime)
     client.subscribe(runtime.control)
+    if args.measurement.startswith("py-"):
+        client.subscribe(runtime.log)
     try:
         if args.measurement == "create-latency":
             create_latency(runtime, args.runs)
@@ -291,9 +453,15 @@ def main():
             echo_latency(runtime, args.runs)
         elif args.measurement == "stop-latency":
             stop_latency(runtime, args.runs)
+        elif args.measurement == "py-create-latency":
+            py_create_latency(runtime, args.runs)
+        elif args.measurement == "py-throughput":
+            py_throughput(runtime, args.lines)
+        elif args.measurement == "py-rss":
+            py_rss(runtime, args.pid, args.modules)
         else:
             throughput(runtime, args.lines)
-    except TimeoutError as error:
+    except (TimeoutError, RuntimeError) as error:
         print(f"{args.measurement}: {error}", file=sys.stderr)
         return 1
     return 0

@@ -11,6 +11,8 @@
 #   SIDELOAD_BIN  runtime binary to test (default: `cargo build`, debug profile)
 #   E2E_TIMEOUT   default seconds to wait for an expected message (default 10)
 #   E2E_KEEP=1    keep the temporary folder
+#   SIDELOAD_RUNNER_IMAGE  Python runner image for the python_* tests (default: the
+#                 one in conf/.appsettings.yaml, slframework/slruntime-python-runner)
 #
 # Waiting is event-driven: a single mosquitto_sub, subscribed before the runtime starts,
 # records every message of the realm as one JSON line (`-F %j`); helpers poll that
@@ -31,6 +33,14 @@ E2E_RECORDER_PID=""
 E2E_RUNTIME_UUID="$(cat /proc/sys/kernel/random/uuid)"
 # shellcheck disable=SC2034 # read by the tests
 E2E_RUNTIME_EXIT=""
+# Set by e2e_require_engine: clean-up then removes the containers of this runtime and
+# those named in E2E_EXTRA_CONTAINERS.
+E2E_ENGINE_USED=no
+E2E_EXTRA_CONTAINERS=()
+E2E_ENGINE="${E2E_ENGINE:-docker}"
+E2E_PY_IMAGE="${SIDELOAD_RUNNER_IMAGE:-slframework/slruntime-python-runner:latest}"
+E2E_LABEL_RUNTIME="org.silverline.sideload.runtime"
+E2E_LABEL_MODULE="org.silverline.sideload.module"
 
 # Topics of the silverline dialect (conf/.appsettings.yaml).
 E2E_REG_TOPIC="$E2E_REALM/proc/reg/$E2E_RUNTIME_UUID"
@@ -64,6 +74,9 @@ e2e_cleanup() {
         done
         kill -KILL "$E2E_RUNTIME_PID" 2>/dev/null
         wait "$E2E_RUNTIME_PID" 2>/dev/null
+    fi
+    if [[ "$E2E_ENGINE_USED" == yes ]]; then
+        e2e_remove_containers
     fi
     if [[ -n "$E2E_RECORDER_PID" ]]; then
         kill "$E2E_RECORDER_PID" 2>/dev/null
@@ -156,6 +169,14 @@ e2e_start_runtime() {
     [[ -x "$bin" ]] || e2e_fail "runtime binary '$bin' not found"
     mkdir -p "$E2E_TMP/conf"
     cp -a "$E2E_ROOT/conf/." "$E2E_TMP/conf/"
+    # SIDELOAD_RUNNER_IMAGE replaces the Python runner image in the copy (no SIDELOAD__*
+    # variable can: variable names are lowercased, the launcher table's keys are not).
+    if [[ -n "${SIDELOAD_RUNNER_IMAGE:-}" ]]; then
+        sed -i -E "s|^( *image:) slframework/slruntime-python-runner([: #].*)?$|\1 $SIDELOAD_RUNNER_IMAGE|" \
+            "$E2E_TMP/conf/.appsettings.yaml"
+        grep -qF "image: $SIDELOAD_RUNNER_IMAGE" "$E2E_TMP/conf/.appsettings.yaml" \
+            || e2e_fail "could not set the runner image '$SIDELOAD_RUNNER_IMAGE' in the copy of conf/.appsettings.yaml"
+    fi
     env \
         SIDELOAD__MQTT__HOST=127.0.0.1 \
         SIDELOAD__MQTT__PORT="$E2E_PORT" \
@@ -353,4 +374,92 @@ e2e_leftover_files() {
 
 e2e_pass() {
     e2e_say "PASS"
+}
+
+# --- Python modules in containers -----------------------------------------------------
+# The container launcher (launcher.PY in conf/.appsettings.yaml) labels each container
+# with the runtime's and the module's uuid and names it sideload-<module uuid>; a
+# module's work folder is .state/modules/<module uuid>.
+
+# Fails unless the engine answers and the runner image is there
+# (scripts/engine.sh start sets both up); from then on clean-up removes whatever
+# containers this runtime left.
+e2e_require_engine() {
+    command -v "$E2E_ENGINE" >/dev/null \
+        || e2e_fail "the container engine '$E2E_ENGINE' is not installed (scripts/engine.sh start)"
+    timeout 20 "$E2E_ENGINE" info >/dev/null 2>&1 \
+        || e2e_fail "the container engine does not answer '$E2E_ENGINE info' (scripts/engine.sh start)"
+    timeout 20 "$E2E_ENGINE" image inspect "$E2E_PY_IMAGE" >/dev/null 2>&1 \
+        || e2e_fail "the runner image '$E2E_PY_IMAGE' is missing (scripts/engine.sh start)"
+    E2E_ENGINE_USED=yes
+}
+
+# Ids of every container, running or not, labelled with this runtime's uuid (and with
+# MODULE_UUID's when given), one a line.
+e2e_containers() {
+    local filters=(--filter "label=$E2E_LABEL_RUNTIME=$E2E_RUNTIME_UUID")
+    if [[ -n "${1:-}" ]]; then
+        filters+=(--filter "label=$E2E_LABEL_MODULE=$1")
+    fi
+    timeout 20 "$E2E_ENGINE" ps -a -q --no-trunc "${filters[@]}"
+}
+
+# Removes the containers of this runtime and those of E2E_EXTRA_CONTAINERS (clean-up).
+e2e_remove_containers() {
+    local ids
+    ids="$(e2e_containers "" 2>/dev/null)"
+    if [[ -n "$ids" ]]; then
+        echo "[$E2E_TEST] removing containers left by the runtime: $(tr '\n' ' ' <<<"$ids")" >&2
+        # shellcheck disable=SC2086 # one id a word
+        timeout 30 "$E2E_ENGINE" rm -f $ids >/dev/null 2>&1
+    fi
+    if [[ ${#E2E_EXTRA_CONTAINERS[@]} -gt 0 ]]; then
+        timeout 30 "$E2E_ENGINE" rm -f "${E2E_EXTRA_CONTAINERS[@]}" >/dev/null 2>&1
+    fi
+    return 0
+}
+
+# The work folder of MODULE_UUID under the runtime's state folder.
+e2e_work_dir() { echo "$E2E_TMP/.state/modules/$1"; }
+
+# e2e_create_py OBJECT_ID MODULE_UUID PROGRAM [ARGV_JSON [ENV_JSON]]: a create request
+# for tests/programs/python/PROGRAM/PROGRAM.py (filetype PY; the whole folder is the
+# program's files).
+e2e_create_py() {
+    e2e_publish "$E2E_CONTROL_TOPIC" "$(jq -nc \
+        --arg id "$1" --arg uuid "$2" --arg program "$3" \
+        --argjson argv "${4:-[]}" --argjson env "${5:-[]}" --arg parent "$E2E_RUNTIME_UUID" \
+        '{object_id: $id, action: "create", type: "req",
+          data: {type: "module", uuid: $uuid, name: ("e2e-py-" + $program), parent: $parent,
+                 file: ("python/" + $program + "/" + $program + ".py"), filetype: "PY",
+                 apis: [], args: {argv: $argv, env: $env}, channels: [], status: "A"}}')"
+}
+
+# e2e_expect_line_matching MODULE_UUID ERE [stdout|stderr]: waits for a whole line of
+# the module's output matching the extended regular expression; prints the first one.
+e2e_expect_line_matching() {
+    local deadline=$((SECONDS + E2E_TIMEOUT)) line
+    while :; do
+        line="$(e2e_output "$1" "${3:-stdout}" | grep -E -m 1 -x -- "$2")" && {
+            echo "$line"
+            return 0
+        }
+        if ((SECONDS >= deadline)); then
+            e2e_fail "module $1 wrote no line matching '$2' on ${3:-stdout} within ${E2E_TIMEOUT} s; it wrote: $(e2e_output "$1" "${3:-stdout}" | tail -n 5 | tr '\n' '|')"
+        fi
+        sleep 0.1
+    done
+}
+
+# e2e_wait_until DESCRIPTION COMMAND...: waits up to $E2E_TIMEOUT seconds for COMMAND
+# to succeed.
+e2e_wait_until() {
+    local description="$1" deadline=$((SECONDS + E2E_TIMEOUT))
+    shift
+    until "$@"; do
+        if ((SECONDS >= deadline)); then
+            e2e_fail "waited ${E2E_TIMEOUT} s in vain for: $description"
+        fi
+        sleep 0.2
+    done
 }

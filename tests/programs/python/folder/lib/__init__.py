@@ -1,0 +1,1 @@
+"""Helpers of folder.py (a sub-folder of the program)."""

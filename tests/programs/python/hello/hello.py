@@ -1,0 +1,3 @@
+"""Prints `hello` (the latency benchmark's program)."""
+
+print("hello", flush=True)
