@@ -9,17 +9,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::engine::{python, Janitor, PrivateEngine};
+use common::engine::{with_python, Janitor, PrivateEngine};
 use common::{error_text, start_registered_runtime, with_programs, Fixture, RuntimeOptions};
 use serde_json::json;
 
 const START: Duration = Duration::from_secs(30);
 
 fn options(appsettings: &str) -> RuntimeOptions {
-    with_programs()
-        .program("py/echo/echo.py", python::ECHO.into())
-        .program("py/exit_code/exit_code.py", python::EXIT_CODE.into())
-        .appsettings(appsettings)
+    with_python(with_programs(), &["echo", "exit_code"]).appsettings(appsettings)
 }
 
 /// Options for a runtime that uses `engine` (no bridge network there).

@@ -109,18 +109,13 @@ const CONTAINER_TIMEOUT: Duration = Duration::from_secs(8);
 
 #[test]
 fn an_idle_python_module_is_deleted_while_a_busy_one_keeps_running() {
-    let idle_py = "import time\nprint('ready', flush=True)\ntime.sleep(600)\n";
-    let busy_py = "print('ready', flush=True)\nwhile True:\n    pass\n";
-    let options = with_programs()
-        .program("py/idle/idle.py", idle_py.into())
-        .program("py/busy/busy.py", busy_py.into())
-        .settings(json!({
-            "runtime": {
-                "ka_interval_sec": 1,
-                "inactivity_timeout_sec": CONTAINER_TIMEOUT.as_secs(),
-                "inactivity_check_interval_sec": 1,
-            }
-        }));
+    let options = common::engine::with_python(with_programs(), &["idle", "busy"]).settings(json!({
+        "runtime": {
+            "ka_interval_sec": 1,
+            "inactivity_timeout_sec": CONTAINER_TIMEOUT.as_secs(),
+            "inactivity_check_interval_sec": 1,
+        }
+    }));
     let mut fx = start_registered_runtime(options);
     let _janitor = common::engine::Janitor {
         runtime_uuid: fx.rt.uuid.clone(),

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::engine::{container_exists, python, Bystander, Janitor};
+use common::engine::{container_exists, with_python, Bystander, Janitor};
 use common::{start_registered_runtime, unique_realm, Broker, Runtime, RuntimeOptions};
 use serde_json::json;
 
@@ -22,11 +22,8 @@ fn containers_of_a_killed_runtime_are_removed_at_its_next_start_and_others_are_n
         "uuid": uuid,
         "state_dir": state.path().to_string_lossy(),
     }});
-    let options = || {
-        RuntimeOptions::default()
-            .program("py/stubborn/stubborn.py", python::STUBBORN.into())
-            .settings(settings.clone())
-    };
+    let options =
+        || with_python(RuntimeOptions::default(), &["stubborn"]).settings(settings.clone());
     let _janitor = Janitor {
         runtime_uuid: uuid.clone(),
         host: None,

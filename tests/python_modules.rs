@@ -10,7 +10,7 @@ mod common;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use common::engine::{assert_no_containers_left, python, Janitor};
+use common::engine::{assert_no_containers_left, with_python, Janitor};
 use common::{exit_code_of, start_registered_runtime, Fixture, RuntimeOptions, WAIT};
 use serde_json::{json, Value};
 
@@ -18,24 +18,17 @@ use serde_json::{json, Value};
 const START: Duration = Duration::from_secs(30);
 
 fn python_programs() -> RuntimeOptions {
-    RuntimeOptions::default()
-        .program("py/argv_env/argv_env.py", python::ARGV_ENV.into())
+    let names = [
+        "argv_env",
+        "echo",
+        "exit_code",
+        "printer",
+        "stubborn",
+        "stderr_writer",
+        "folder",
+    ];
+    with_python(RuntimeOptions::default(), &names)
         .program("py/argv_env/lib/extra.txt", b"extra\n".to_vec())
-        .program("py/echo/echo.py", python::ECHO.into())
-        .program("py/exit_code/exit_code.py", python::EXIT_CODE.into())
-        .program("py/printer/printer.py", python::PRINTER.into())
-        .program("py/stubborn/stubborn.py", python::STUBBORN.into())
-        .program(
-            "py/stderr_writer/stderr_writer.py",
-            python::STDERR_WRITER.into(),
-        )
-        .program("py/folder/folder.py", python::FOLDER_MAIN.into())
-        .program("py/folder/lib/__init__.py", Vec::new())
-        .program("py/folder/lib/helper.py", python::FOLDER_HELPER.into())
-        .program(
-            "py/folder/data/greeting.txt",
-            b"hello from a sub-folder\n".to_vec(),
-        )
 }
 
 /// A registered runtime whose containers are removed however the test ends.
@@ -124,7 +117,7 @@ fn python_module_imports_from_its_sub_folders() {
     let mut fx = fixture();
     let m = fx.create("py/folder/folder.py", args(&[], &[]));
     fx.expect_ok(&m.object_id, START);
-    fx.expect_stdout(&m.uuid, "helper says HELLO FROM A SUB-FOLDER\n", START);
+    fx.expect_stdout(&m.uuid, "helper says hello from a sub-folder\n", START);
     assert_ran_and_cleaned(&mut fx, &m.uuid);
 }
 

@@ -66,6 +66,8 @@ impl Bystander {
         docker(&[
             "run",
             "--detach",
+            "--network",
+            "none",
             "--name",
             name,
             RUNNER_IMAGE,
@@ -85,56 +87,33 @@ impl Drop for Bystander {
     }
 }
 
-/// Python programs, each in a folder of its own (a module gets its whole folder).
-pub mod python {
-    pub const ARGV_ENV: &str = r#"import json, os, sys
-files = sorted(os.path.relpath(os.path.join(d, f), ".") for d, _, fs in os.walk(".") for f in fs)
-auth = None
-if os.path.exists(".arena_mqtt_auth"):
-    with open(".arena_mqtt_auth") as f:
-        auth = json.load(f)
-print(json.dumps({
-    "argv": sys.argv[1:],
-    "env": {k: v for k, v in os.environ.items() if k.startswith("SL_") or k == "PROGRAM_OBJECT_ID"},
-    "files": files,
-    "auth_user": auth and auth.get("username"),
-    "auth_token_set": bool(auth and auth.get("token")),
-}))
-"#;
-
-    pub const ECHO: &str = r#"import sys
-print("ready", flush=True)
-for line in sys.stdin:
-    print("echo: " + line.rstrip("\n"), flush=True)
-"#;
-
-    pub const EXIT_CODE: &str = r#"import sys
-print("bye")
-sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
-"#;
-
-    pub const PRINTER: &str = r#"import sys
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-sys.stdout.write("".join("line %d\n" % i for i in range(n)))
-"#;
-
-    pub const STUBBORN: &str = r#"import signal, time
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-print("ready", flush=True)
-while True:
-    time.sleep(60)
-"#;
-
-    pub const STDERR_WRITER: &str = r#"import sys
-print("to stderr", file=sys.stderr, flush=True)
-print("to stdout", flush=True)
-"#;
-
-    pub const FOLDER_MAIN: &str = r#"from lib.helper import greet
-with open("data/greeting.txt") as f:
-    print("helper says " + greet(f.read().strip()))
-"#;
-    pub const FOLDER_HELPER: &str = "def greet(text):\n    return text.upper()\n";
+/// `options` with the Python test programs `names` (folders of
+/// `tests/programs/python/`) in the store, each as `py/<name>/...`: a module gets the
+/// whole folder of its program.
+pub fn with_python(mut options: super::RuntimeOptions, names: &[&str]) -> super::RuntimeOptions {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/python");
+    for name in names {
+        let mut folders = vec![root.join(name)];
+        while let Some(folder) = folders.pop() {
+            let entries = std::fs::read_dir(&folder)
+                .unwrap_or_else(|err| panic!("test program folder '{}': {err}", folder.display()));
+            for entry in entries {
+                let path = entry.expect("folder entry").path();
+                if path.is_dir() {
+                    if path.file_name().is_some_and(|n| n != "__pycache__") {
+                        folders.push(path);
+                    }
+                    continue;
+                }
+                let relative = path
+                    .strip_prefix(&root)
+                    .expect("inside the programs folder");
+                let bytes = std::fs::read(&path).expect("read test program");
+                options = options.program(&format!("py/{}", relative.display()), bytes);
+            }
+        }
+    }
+    options
 }
 
 /// Removes every container labelled with a runtime's uuid when dropped: a test that
