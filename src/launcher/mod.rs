@@ -62,6 +62,39 @@ impl StopFlag {
     }
 }
 
+/// Runs a module thread's `body` so that it never panics outward: after a panic the
+/// supervisor still gets `Failed` (before the program started, as `body` marks in
+/// `started`) or `Exited`, once `cleanup` has run.
+pub(crate) fn guard_module_thread(
+    uuid: &str,
+    events: &Sender<ModuleEvent>,
+    body: impl FnOnce(&AtomicBool),
+    cleanup: impl FnOnce(),
+) {
+    let started = AtomicBool::new(false);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&started)));
+    if outcome.is_ok() {
+        return;
+    }
+    log::error!("module '{uuid}' thread panicked");
+    cleanup();
+    let uuid = uuid.to_string();
+    let reason = "internal error in the runtime".to_string();
+    let event = if started.load(Ordering::SeqCst) {
+        ModuleEvent::Exited {
+            uuid,
+            code: None,
+            reason,
+        }
+    } else {
+        ModuleEvent::Failed {
+            uuid,
+            error: reason,
+        }
+    };
+    let _ = events.send(event);
+}
+
 /// Starts modules of one filetype.
 pub trait Launcher: Send + Sync {
     /// Spawn the module's thread and return at once; progress arrives as events.

@@ -10,7 +10,6 @@ mod runner;
 
 use std::fs;
 use std::io::{self, Write};
-use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 pub use runner::{prepare, run_wasm, PreparedModule, WasmError, WasmExit, WasmRunOptions};
 
 use super::work_dir::WorkDir;
-use super::{LaunchContext, Launcher, ModuleEvent, StopFlag};
+use super::{guard_module_thread, LaunchContext, Launcher, ModuleEvent, StopFlag};
 use crate::config::WasmSettings;
 use crate::program_files::{fetch_program, FetchLimits, Store};
 use crate::protocol::ModuleRequest;
@@ -102,28 +101,12 @@ fn run_module(
 ) {
     let uuid = job.request.uuid.clone();
     let events = job.events.clone();
-    let started = AtomicBool::new(false);
-
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        start_and_run(job, stdout, stderr, &started)
-    }));
-
-    if outcome.is_err() {
-        log::error!("module '{uuid}' thread panicked");
-        let event = if started.load(Ordering::SeqCst) {
-            ModuleEvent::Exited {
-                uuid,
-                code: None,
-                reason: "internal error in the runtime".into(),
-            }
-        } else {
-            ModuleEvent::Failed {
-                uuid,
-                error: "internal error in the runtime".into(),
-            }
-        };
-        let _ = events.send(event);
-    }
+    guard_module_thread(
+        &uuid,
+        &events,
+        |started| start_and_run(job, stdout, stderr, started),
+        || {},
+    );
 }
 
 fn start_and_run(

@@ -7,7 +7,6 @@
 //! Not for: engine command lines (`cli.rs`) or engine-wide chores (`chores.rs`).
 
 use std::io::{self, Read, Write};
-use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +20,7 @@ use super::cli::{ContainerSpec, ContainerState, EngineError};
 use super::cli::{LABEL_MODULE, LABEL_MODULE_NAME, LABEL_RUNTIME};
 use super::{container_name, lock, Sampled, Shared};
 use crate::launcher::work_dir::WorkDir;
-use crate::launcher::{LaunchContext, ModuleEvent, StopFlag};
+use crate::launcher::{guard_module_thread, LaunchContext, ModuleEvent, StopFlag};
 use crate::outbox::{ModuleOutput, OutputWriter};
 use crate::program_files;
 use crate::protocol::ModuleRequest;
@@ -42,29 +41,15 @@ const ENGINE_OWN_EXIT_CODE: i32 = 125;
 pub(super) fn run(shared: &Arc<Shared>, context: LaunchContext) {
     let uuid = context.request.uuid.clone();
     let events = context.events.clone();
-    let started = AtomicBool::new(false);
-
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_module(shared, context, &started)));
-
-    if outcome.is_err() {
-        log::error!("module '{uuid}' thread panicked");
-        lock(&shared.running).remove(&uuid);
-        shared.remove_container(&container_name(&uuid));
-        let reason = "internal error in the runtime".to_string();
-        let event = if started.load(Ordering::SeqCst) {
-            ModuleEvent::Exited {
-                uuid,
-                code: None,
-                reason,
-            }
-        } else {
-            ModuleEvent::Failed {
-                uuid,
-                error: reason,
-            }
-        };
-        let _ = events.send(event);
-    }
+    guard_module_thread(
+        &uuid,
+        &events,
+        |started| run_module(shared, context, started),
+        || {
+            lock(&shared.running).remove(&uuid);
+            shared.remove_container(&container_name(&uuid));
+        },
+    );
 }
 
 fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool) {
