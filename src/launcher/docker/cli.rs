@@ -583,9 +583,10 @@ fn redact(text: &str, env: &[String]) -> String {
     text
 }
 
-/// Values shorter than this are left in messages: blanking every `1` or `on` would
-/// garble the text, and such values hide nothing.
-const REDACT_MIN_CHARS: usize = 4;
+/// Values shorter than this are left in messages: blanking every `1`, `on` or `test`
+/// would garble the engine's words (an image tag `latest` read `la<redacted>`), and
+/// values that short are not secrets worth the name.
+const REDACT_MIN_CHARS: usize = 8;
 
 fn redact_error(error: EngineError, env: &[String]) -> EngineError {
     match error {
