@@ -62,6 +62,21 @@ impl StopFlag {
     }
 }
 
+/// How long the module may run (the request's `limit`), if it gave a usable one.
+pub(crate) fn module_time_limit(request: &ModuleRequest) -> Option<std::time::Duration> {
+    let seconds = request.limit_sec?;
+    match std::time::Duration::try_from_secs_f64(seconds) {
+        Ok(limit) => Some(limit),
+        Err(_) => {
+            log::warn!(
+                "module '{}' has an unusable time limit '{seconds}', running without one",
+                request.uuid
+            );
+            None
+        }
+    }
+}
+
 /// Runs a module thread's `body` so that it never panics outward: after a panic the
 /// supervisor still gets `Failed` (before the program started, as `body` marks in
 /// `started`) or `Exited`, once `cleanup` has run.

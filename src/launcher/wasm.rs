@@ -14,14 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
 pub use runner::{prepare, run_wasm, PreparedModule, WasmError, WasmExit, WasmRunOptions};
 
 use super::work_dir::WorkDir;
-use super::{guard_module_thread, LaunchContext, Launcher, ModuleEvent, StopFlag};
+use super::{
+    guard_module_thread, module_time_limit, LaunchContext, Launcher, ModuleEvent, StopFlag,
+};
 use crate::config::WasmSettings;
 use crate::program_files::{fetch_program, FetchLimits, Store};
 use crate::protocol::ModuleRequest;
@@ -191,24 +192,10 @@ fn fetch_and_prepare(
         fuel_slice: job.settings.fuel_slice,
         max_fuel: job.settings.max_fuel,
         max_memory_bytes: job.settings.max_memory_bytes,
-        time_limit: time_limit(request),
+        time_limit: module_time_limit(request),
     };
     prepare(&bytes, opts, job.stdin.clone(), stdout, stderr, &job.stop)
         .map_err(|err| err.to_string())
-}
-
-fn time_limit(request: &ModuleRequest) -> Option<Duration> {
-    let seconds = request.limit_sec?;
-    match Duration::try_from_secs_f64(seconds) {
-        Ok(limit) => Some(limit),
-        Err(_) => {
-            log::warn!(
-                "module '{}' has an unusable time limit '{seconds}', running without one",
-                request.uuid
-            );
-            None
-        }
-    }
 }
 
 #[cfg(test)]

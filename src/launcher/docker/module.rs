@@ -14,13 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::cli::{ContainerSpec, ContainerState, EngineError};
 use super::cli::{LABEL_MODULE, LABEL_MODULE_NAME, LABEL_RUNTIME};
 use super::{container_name, lock, Sampled, Shared};
 use crate::launcher::work_dir::WorkDir;
-use crate::launcher::{guard_module_thread, LaunchContext, ModuleEvent, StopFlag};
+use crate::launcher::{
+    guard_module_thread, module_time_limit, LaunchContext, ModuleEvent, StopFlag,
+};
 use crate::outbox::{ModuleOutput, OutputWriter};
 use crate::program_files;
 use crate::protocol::ModuleRequest;
@@ -282,9 +284,43 @@ impl RunningModule<'_> {
             self.shared.stop_container(self.container);
         }
 
-        let status = status.or_else(|| done.recv().ok());
+        let (status, timed_out) = match status {
+            Some(status) => (Some(status), None),
+            None => self.wait_within_time_limit(&done),
+        };
         pipes.finish();
-        self.ending(status)
+        match (self.ending(status), timed_out) {
+            (Ending::Exited { code, .. }, Some(limit)) => Ending::Exited {
+                code,
+                reason: format!("time limit of {} s reached", limit.as_secs_f64()),
+            },
+            (ending, _) => ending,
+        }
+    }
+
+    /// Wait for the container to end; past the request's time limit, stop it. Returns
+    /// the start command's status and the limit when it was reached.
+    fn wait_within_time_limit(
+        &self,
+        done: &Receiver<io::Result<ExitStatus>>,
+    ) -> (Option<io::Result<ExitStatus>>, Option<Duration>) {
+        let Some(limit) = module_time_limit(self.request) else {
+            return (done.recv().ok(), None);
+        };
+        match done.recv_timeout(limit) {
+            Ok(status) => (Some(status), None),
+            Err(RecvTimeoutError::Disconnected) => (None, None),
+            Err(RecvTimeoutError::Timeout) => {
+                log::info!(
+                    "module '{}' ('{}') reached its time limit of {} s, stopping it",
+                    self.request.uuid,
+                    self.request.name,
+                    limit.as_secs_f64()
+                );
+                self.shared.stop_container(self.container);
+                (done.recv().ok(), Some(limit))
+            }
+        }
     }
 
     /// Look at the container until the engine says it started, the start command

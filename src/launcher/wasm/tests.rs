@@ -3,7 +3,7 @@
 
 use super::*;
 use crossbeam_channel::{unbounded, RecvTimeoutError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const WASI: &str = "wasi_snapshot_preview1";
 
