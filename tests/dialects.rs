@@ -632,3 +632,50 @@ fn arena_delete_request_is_confirmed_and_not_announced_again_as_a_delete() {
         "a deleted module was announced as deleted again: {notices:?}"
     );
 }
+
+#[test]
+fn arena_python_module_from_a_location_gets_its_args_and_env_and_announces_its_exit() {
+    let options = common::engine::with_python(options("arena"), &["argv_env"]);
+    let mut fx = start_runtime(options);
+    let _janitor = common::engine::Janitor {
+        runtime_uuid: fx.rt.uuid.clone(),
+        host: None,
+    };
+    let req = arena_expect_registration(&mut fx);
+    let mut reply = reg_reply(
+        str_of(&req, "/object_id"),
+        "resp",
+        &fx.rt.uuid,
+        &fx.rt.name,
+        60.0,
+    );
+    reply["from"] = json!(new_uuid());
+    fx.orch.publish_json(&arena_rt_topic(&fx), &reply);
+
+    let module = new_uuid();
+    let rt = fx.rt.uuid.clone();
+    let mut data = arena_create_data(&module, "argv_env.py", &rt);
+    data["location"] = json!("py/argv_env");
+    data["filetype"] = json!("PY");
+    data["args"] = json!(["one", "two words"]);
+    data["env"] = json!(["SL_SCENE_KEY=value"]);
+    data["apis"] = json!([]);
+    let object_id = arena_send(&fx, &rt, "create", &data);
+    arena_expect_confirmation(&mut fx, &object_id, &module);
+
+    let base = arena_module_topic(&fx, &module);
+    let out = arena_expect_output(&mut fx, &format!("{base}/-/stdout"), "}\n");
+    let seen: Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(seen["argv"], json!(["one", "two words"]), "{seen}");
+    assert_eq!(seen["env"]["SL_SCENE_KEY"], "value", "{seen}");
+    assert_eq!(seen["env"]["PROGRAM_OBJECT_ID"], module.as_str(), "{seen}");
+
+    let notice = fx.orch.expect(
+        "a delete request announcing the exit",
+        |t| t == base,
+        |v| v["action"] == "delete",
+        Duration::from_secs(30),
+    );
+    assert_eq!(notice["data"]["uuid"], module.as_str(), "{notice}");
+    common::engine::assert_no_containers_left(&fx.rt.uuid);
+}

@@ -258,11 +258,18 @@ fn runtime_shutdown_removes_its_containers() {
 #[test]
 fn a_python_module_is_stopped_at_its_time_limit() {
     let mut fx = fixture_with(with_python(RuntimeOptions::default(), &["idle"]));
-    let m = fx.create("py/idle/idle.py", json!({"argv": [], "env": [], "limit": 1.0}));
+    let m = fx.create(
+        "py/idle/idle.py",
+        json!({"argv": [], "env": [], "limit": 1.0}),
+    );
     fx.expect_stdout(&m.uuid, "ready\n", START);
 
     let exited = assert_ran_and_cleaned(&mut fx, &m.uuid);
-    assert_eq!(exit_code_of(&exited), Some(143), "stopped by SIGTERM: {exited}");
+    assert_eq!(
+        exit_code_of(&exited),
+        Some(143),
+        "stopped by SIGTERM: {exited}"
+    );
     let log = fx.rt.log();
     assert!(log.contains("reached its time limit of 1 s"), "{log}");
 }
