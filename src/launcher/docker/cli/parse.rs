@@ -106,7 +106,7 @@ pub(super) fn summary(value: &Value, module_label: &str) -> Option<ContainerSumm
             .map(str::to_string),
         _ => None,
     };
-    let status = first_text(&value, &["Status", "State"]).unwrap_or_default();
+    let status = first_text(value, &["Status", "State"]).unwrap_or_default();
     Some(ContainerSummary {
         id,
         name,
