@@ -28,6 +28,7 @@ const PODMAN_APPSETTINGS: &str = "launcher:
   PY:
     docker:
       extra_args: [--ulimit, 'nofile=1024:1024', --ulimit, 'nproc=4096:4096']
+      stop_grace_sec: 1
 ";
 
 /// Whether podman can run the tests here; prints why not.
@@ -174,6 +175,17 @@ fn python_modules_run_through_podman_with_stdio_stats_exit_codes_and_delete() {
     fx.expect_stdout(&exit.uuid, "bye\n", START);
     let exited = fx.expect_exited(&exit.uuid, START);
     assert_eq!(exit_code_of(&exited), Some(7), "{exited}");
+
+    let stubborn = fx.create("py/stubborn/stubborn.py", args(&[]));
+    fx.expect_stdout(&stubborn.uuid, "ready\n", START);
+    let delete_id = fx.delete(&stubborn.uuid);
+    fx.expect_ok(&delete_id, WAIT);
+    let exited = fx.expect_exited(&stubborn.uuid, START);
+    assert_eq!(
+        exit_code_of(&exited),
+        Some(137),
+        "killed after the grace: {exited}"
+    );
 
     let delete_id = fx.delete(&echo.uuid);
     fx.expect_ok(&delete_id, WAIT);
