@@ -263,17 +263,19 @@ impl Engine {
         if !finished.success {
             return Err(self.failure("ps", &finished, &[]));
         }
-        let summaries = finished
-            .stdout
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .filter_map(|line| {
-                let summary = parse::summary(line, LABEL_MODULE);
+        let (records, unreadable) = parse::records(&finished.stdout);
+        for text in unreadable {
+            log::warn!("unreadable output of '{} ps': '{text}'", self.binary);
+        }
+        let summaries = records
+            .iter()
+            .filter_map(|record| {
+                let summary = parse::summary(record, LABEL_MODULE);
                 if summary.is_none() {
                     log::warn!(
-                        "unreadable line of '{} ps': '{}'",
+                        "container without an id in '{} ps': '{}'",
                         self.binary,
-                        parse::one_line(line)
+                        parse::one_line(&record.to_string())
                     );
                 }
                 summary
@@ -535,8 +537,11 @@ fn check_workdir(workdir: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The stats records of one call; anything unreadable is left out (a container not
+/// measured yet counts zeros on the next tick).
 fn parse_stats_lines(stdout: &str) -> Vec<ContainerStats> {
-    stdout.lines().filter_map(parse::stats).collect()
+    let (records, _unreadable) = parse::records(stdout);
+    records.iter().filter_map(parse::stats).collect()
 }
 
 fn is_unreachable(message: &str) -> bool {
@@ -559,6 +564,9 @@ fn is_image_missing(message: &str) -> bool {
         "repository does not exist",
         "image not known",
         "manifest unknown",
+        // podman without a registry for a short name it does not have.
+        "did not resolve to an alias",
+        "requested access to the resource is denied",
     ]
     .iter()
     .any(|pattern| lower.contains(pattern))

@@ -52,10 +52,41 @@ pub(super) fn state(json: &str) -> Result<ContainerState, String> {
     })
 }
 
-/// One `ps --format '{{json .}}'` line, whose module label is `module_label`.
-pub(super) fn summary(line: &str, module_label: &str) -> Option<ContainerSummary> {
-    let value: Value = serde_json::from_str(line.trim()).ok()?;
-    let id = first_text(&value, &["ID", "Id"])?;
+/// The records of a `ps` or `stats` call with `--format '{{json .}}'`: docker prints
+/// one JSON object per line, podman 4 one (pretty-printed) JSON array of them. Lines
+/// that are no JSON object come back as text, for the log.
+pub(super) fn records(stdout: &str) -> (Vec<Value>, Vec<String>) {
+    let trimmed = stdout.trim();
+    if trimmed.starts_with('[') {
+        return match serde_json::from_str::<Value>(trimmed) {
+            Ok(Value::Array(items)) => {
+                let (objects, others): (Vec<Value>, Vec<Value>) =
+                    items.into_iter().partition(Value::is_object);
+                let others = others.iter().map(|v| one_line(&v.to_string())).collect();
+                (objects, others)
+            }
+            _ => (Vec::new(), vec![one_line(trimmed)]),
+        };
+    }
+    let mut objects = Vec::new();
+    let mut unreadable = Vec::new();
+    for line in trimmed
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
+        match serde_json::from_str::<Value>(line) {
+            Ok(value) if value.is_object() => objects.push(value),
+            _ => unreadable.push(one_line(line)),
+        }
+    }
+    (objects, unreadable)
+}
+
+/// One `ps` record (docker's line or an item of podman's array), whose module label
+/// is `module_label`.
+pub(super) fn summary(value: &Value, module_label: &str) -> Option<ContainerSummary> {
+    let id = first_text(value, &["ID", "Id"])?;
     let name = match value.get("Names") {
         Some(Value::String(names)) => names.split(',').next().unwrap_or("").to_string(),
         // podman prints a list of names.
@@ -75,7 +106,7 @@ pub(super) fn summary(line: &str, module_label: &str) -> Option<ContainerSummary
             .map(str::to_string),
         _ => None,
     };
-    let status = first_text(&value, &["Status", "State"]).unwrap_or_default();
+    let status = first_text(value, &["Status", "State"]).unwrap_or_default();
     Some(ContainerSummary {
         id,
         name,
@@ -95,17 +126,18 @@ pub(super) fn label_value(labels: &str, key: &str) -> Option<String> {
     found.next().is_none().then_some(value)
 }
 
-/// One `stats --no-stream --format '{{json .}}'` line.
-pub(super) fn stats(line: &str) -> Option<ContainerStats> {
-    let value: Value = serde_json::from_str(line.trim()).ok()?;
-    let name = first_text(&value, &["Name", "Container"])?;
-    let field = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or("");
-    let (mem_bytes, _limit) = size_pair(field("MemUsage"));
-    let (net_rx_bytes, net_tx_bytes) = size_pair(field("NetIO"));
-    let (blk_read_bytes, blk_write_bytes) = size_pair(field("BlockIO"));
+/// One `stats --no-stream --format '{{json .}}'` record: docker's fields (`Name`,
+/// `CPUPerc`, `MemUsage`, `NetIO`, `BlockIO`) or podman 4's (`name`, `cpu_percent`,
+/// `mem_usage`, `net_io`, `block_io`).
+pub(super) fn stats(value: &Value) -> Option<ContainerStats> {
+    let name = first_text(value, &["Name", "name", "Container"])?;
+    let field = |keys: &[&str]| first_text(value, keys).unwrap_or_default();
+    let (mem_bytes, _limit) = size_pair(&field(&["MemUsage", "mem_usage"]));
+    let (net_rx_bytes, net_tx_bytes) = size_pair(&field(&["NetIO", "net_io"]));
+    let (blk_read_bytes, blk_write_bytes) = size_pair(&field(&["BlockIO", "block_io"]));
     Some(ContainerStats {
         name,
-        cpu_percent: percent(field("CPUPerc")),
+        cpu_percent: percent(&field(&["CPUPerc", "cpu_percent"])),
         mem_bytes,
         net_rx_bytes,
         net_tx_bytes,
@@ -161,12 +193,19 @@ pub(super) fn size(text: &str) -> Option<u64> {
     bytes.is_finite().then_some(bytes as u64)
 }
 
-/// Names that an engine said are gone, from its `No such container: NAME` lines.
+/// Names that an engine said are gone: docker's `No such container: NAME` and
+/// podman's `no container with name or ID "NAME" found`.
 pub(super) fn missing_containers(stderr: &str) -> Vec<String> {
+    const PODMAN: &str = "no container with name or id \"";
     stderr
         .lines()
         .filter_map(|line| {
             let lower = line.to_lowercase();
+            if let Some(at) = lower.find(PODMAN) {
+                let rest = line.get(at + PODMAN.len()..)?;
+                let name = &rest[..rest.find('"')?];
+                return (!name.is_empty()).then(|| name.to_string());
+            }
             let at = lower.find("no such container:")? + "no such container:".len();
             let name = line.get(at..)?.trim();
             (!name.is_empty()).then(|| name.to_string())
@@ -208,6 +247,19 @@ fn first_text(value: &Value, keys: &[&str]) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The one record of `text` (a docker line or a podman array).
+    fn one_record(text: &str) -> Value {
+        let (mut records, unreadable) = records(text);
+        assert!(unreadable.is_empty(), "unreadable: {unreadable:?}");
+        assert_eq!(records.len(), 1, "{records:?}");
+        records.remove(0)
+    }
+
+    fn stats_of(text: &str) -> Option<ContainerStats> {
+        let (records, _) = records(text);
+        records.first().and_then(stats)
+    }
+
     #[test]
     fn sizes_read_decimal_and_binary_units_exactly() {
         assert_eq!(size("0B"), Some(0));
@@ -246,7 +298,7 @@ mod tests {
     #[test]
     fn docker_stats_line_gives_bytes_and_cpu() {
         let line = r#"{"BlockIO":"0B / 4.1kB","CPUPerc":"12.34%","Container":"m1","ID":"0b7888500531","MemPerc":"0.01%","MemUsage":"1.5MiB / 23.4GiB","Name":"m1","NetIO":"1.2kB / 648B","PIDs":"1"}"#;
-        let stats = stats(line).expect("stats line");
+        let stats = stats_of(line).expect("stats line");
         assert_eq!(
             stats,
             ContainerStats {
@@ -265,7 +317,7 @@ mod tests {
     fn stats_line_of_a_container_not_measured_yet_is_zeros() {
         let line =
             r#"{"BlockIO":"--","CPUPerc":"--","MemUsage":"-- / --","Name":"m2","NetIO":"--"}"#;
-        let stats = stats(line).expect("stats line");
+        let stats = stats_of(line).expect("stats line");
         assert_eq!(stats.name, "m2");
         assert_eq!(stats.cpu_percent, 0.0);
         assert_eq!(stats.mem_bytes, 0);
@@ -274,9 +326,9 @@ mod tests {
 
     #[test]
     fn stats_lines_without_a_name_or_json_are_skipped() {
-        assert_eq!(stats(r#"{"CPUPerc":"1%"}"#), None);
-        assert_eq!(stats("CONTAINER CPU %"), None);
-        assert_eq!(stats(""), None);
+        assert_eq!(stats_of(r#"{"CPUPerc":"1%"}"#), None);
+        assert_eq!(stats_of("CONTAINER CPU %"), None);
+        assert_eq!(stats_of(""), None);
     }
 
     #[test]
@@ -343,7 +395,8 @@ mod tests {
     #[test]
     fn docker_ps_line_gives_id_name_module_and_status() {
         let line = r#"{"Command":"\"python3 -c 'x'\"","ID":"d7c8ff8180af","Image":"img","Labels":"a=b,org.silverline.sideload.module=m1,org.silverline.sideload.module-name=pinger","Names":"sideload-m1","State":"exited","Status":"Exited (0) 2 minutes ago"}"#;
-        let summary = summary(line, "org.silverline.sideload.module").expect("ps line");
+        let summary =
+            summary(&one_record(line), "org.silverline.sideload.module").expect("ps line");
         assert_eq!(
             summary,
             ContainerSummary {
@@ -358,7 +411,8 @@ mod tests {
     #[test]
     fn podman_ps_line_with_lists_and_maps_is_read() {
         let line = r#"{"Id":"abc123","Names":["sideload-m2"],"Labels":{"org.silverline.sideload.module":"m2"},"State":"running","Status":"Up 3 minutes"}"#;
-        let summary = summary(line, "org.silverline.sideload.module").expect("ps line");
+        let summary =
+            summary(&one_record(line), "org.silverline.sideload.module").expect("ps line");
         assert_eq!(summary.id, "abc123");
         assert_eq!(summary.name, "sideload-m2");
         assert_eq!(summary.module.as_deref(), Some("m2"));
@@ -390,6 +444,181 @@ mod tests {
     fn missing_containers_are_read_from_engine_errors() {
         let stderr = "Error response from daemon: No such container: gone1\nError: no such container: gone2\nsomething else\n";
         assert_eq!(missing_containers(stderr), vec!["gone1", "gone2"]);
+    }
+
+    /// Real output of `podman 4.3.1 ps --all --no-trunc --filter label=... --format
+    /// '{{json .}}'` (Debian 12): one pretty-printed array, lists and maps inside.
+    const PODMAN_PS: &str = r#"[
+  {
+    "AutoRemove": false,
+    "Command": [
+      "python3",
+      "-u",
+      "echo.py"
+    ],
+    "CreatedAt": "Less than a second ago",
+    "Exited": false,
+    "ExitedAt": -62135596800,
+    "ExitCode": 0,
+    "Id": "613f925975369d0cf272cd8f9fcce6ee44bc4a06ff6a612658f90dd2f221ee22",
+    "Image": "localhost/slframework/slruntime-python-runner:latest",
+    "ImageID": "13cd27b00cea007dc45077aca64e46ef03047a634e18390f5cfcc3ee6b53343a",
+    "IsInfra": false,
+    "Labels": {
+      "org.silverline.sideload.module": "m1",
+      "org.silverline.sideload.module-name": "echo",
+      "org.silverline.sideload.runtime": "rt1"
+    },
+    "Mounts": [
+      "/usr/src/app"
+    ],
+    "Names": [
+      "podman-c1"
+    ],
+    "Namespaces": {
+      
+    },
+    "Networks": [
+      "podman"
+    ],
+    "Pid": 0,
+    "Pod": "",
+    "PodName": "",
+    "Ports": null,
+    "Size": null,
+    "StartedAt": -62135596800,
+    "State": "exited",
+    "Status": "Exited (3) 8 seconds ago",
+    "Created": 1796325572
+  }
+]
+"#;
+
+    #[test]
+    fn podman_ps_array_gives_id_name_module_and_status() {
+        let summary =
+            summary(&one_record(PODMAN_PS), "org.silverline.sideload.module").expect("ps item");
+        assert_eq!(
+            summary,
+            ContainerSummary {
+                id: "613f925975369d0cf272cd8f9fcce6ee44bc4a06ff6a612658f90dd2f221ee22".into(),
+                name: "podman-c1".into(),
+                module: Some("m1".into()),
+                status: "Exited (3) 8 seconds ago".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn podman_ps_of_no_containers_is_an_empty_array() {
+        assert_eq!(records("[]\n"), (Vec::new(), Vec::new()));
+        assert_eq!(records(""), (Vec::new(), Vec::new()));
+    }
+
+    #[test]
+    fn records_of_docker_lines_keep_objects_and_report_the_rest() {
+        let (objects, unreadable) = records("{\"ID\":\"a\"}\n\nnot json\n{\"ID\":\"b\"}\n");
+        assert_eq!(objects.len(), 2);
+        assert_eq!(unreadable, vec!["not json"]);
+        let (objects, unreadable) = records("[{\"Id\":\"a\"}, 3]");
+        assert_eq!(objects.len(), 1);
+        assert_eq!(unreadable, vec!["3"]);
+        let (objects, unreadable) = records("[{\"Id\":\"a\"}");
+        assert!(objects.is_empty());
+        assert_eq!(unreadable.len(), 1);
+    }
+
+    /// Real output of `podman 4.3.1 stats --no-stream --format '{{json .}}' -- NAME`
+    /// for a running container: an array with podman's own field names.
+    const PODMAN_STATS: &str = r#"[
+ {
+  "id": "613f92597536",
+  "name": "podman-c1",
+  "cpu_time": "46.533073ms",
+  "cpu_percent": "1.59%",
+  "avg_cpu": "1.59%",
+  "mem_usage": "2.998MB / 25.28GB",
+  "mem_percent": "0.01%",
+  "net_io": "516B / 1.44kB",
+  "block_io": "0B / 0B",
+  "pids": "1"
+ }
+]
+"#;
+
+    #[test]
+    fn podman_stats_array_gives_bytes_and_cpu() {
+        assert_eq!(
+            stats_of(PODMAN_STATS),
+            Some(ContainerStats {
+                name: "podman-c1".into(),
+                cpu_percent: 1.59,
+                mem_bytes: 2_998_000,
+                net_rx_bytes: 516,
+                net_tx_bytes: 1_440,
+                blk_read_bytes: 0,
+                blk_write_bytes: 0,
+            })
+        );
+    }
+
+    #[test]
+    fn podman_stats_of_a_container_not_running_are_zeros() {
+        let text = r#"[
+ {
+  "id": "ad233c954111",
+  "name": "podman-c3",
+  "cpu_time": "0s",
+  "cpu_percent": "0.00%",
+  "avg_cpu": "0.00%",
+  "mem_usage": "0B / 0B",
+  "mem_percent": "0.00%",
+  "net_io": "0B / 0B",
+  "block_io": "0B / 0B",
+  "pids": "0"
+ }
+]"#;
+        let stats = stats_of(text).expect("stats");
+        assert_eq!(
+            stats,
+            ContainerStats {
+                name: "podman-c3".into(),
+                ..ContainerStats::default()
+            }
+        );
+    }
+
+    /// Real `podman 4.3.1 inspect --type container --format '{{json .State}}'` output.
+    #[test]
+    fn podman_states_of_created_running_and_exited_containers_are_read() {
+        let created = r#"{"OciVersion":"1.0.2-dev","Status":"created","Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":0,"Error":"","StartedAt":"0001-01-01T00:00:00Z","FinishedAt":"0001-01-01T00:00:00Z","Health":{"Status":"","FailingStreak":0,"Log":null},"CheckpointedAt":"0001-01-01T00:00:00Z","RestoredAt":"0001-01-01T00:00:00Z"}"#;
+        assert_eq!(
+            state(created).expect("state"),
+            ContainerState {
+                status: "created".into(),
+                ..ContainerState::default()
+            }
+        );
+
+        let running = r#"{"OciVersion":"1.0.2-dev","Status":"running","Running":true,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":32306,"ConmonPid":32275,"ExitCode":0,"Error":"","StartedAt":"2026-12-03T19:19:35.975241668Z","FinishedAt":"0001-01-01T00:00:00Z","Health":{"Status":"","FailingStreak":0,"Log":null},"CgroupPath":"/libpod_parent/libpod-613f925975369d0cf272cd8f9fcce6ee44bc4a06ff6a612658f90dd2f221ee22","CheckpointedAt":"0001-01-01T00:00:00Z","RestoredAt":"0001-01-01T00:00:00Z"}"#;
+        let running = state(running).expect("state");
+        assert!(running.running && running.started);
+        assert_eq!(running.pid, Some(32306));
+        assert_eq!(running.exit_code, None);
+
+        let exited = r#"{"OciVersion":"1.0.2-dev","Status":"exited","Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":3,"Error":"","StartedAt":"2026-12-03T19:19:35.975241668Z","FinishedAt":"2026-12-03T19:19:40.144855024Z","Health":{"Status":"","FailingStreak":0,"Log":null},"CheckpointedAt":"0001-01-01T00:00:00Z","RestoredAt":"0001-01-01T00:00:00Z"}"#;
+        let exited = state(exited).expect("state");
+        assert!(!exited.running && exited.started);
+        assert_eq!(exited.exit_code, Some(3));
+    }
+
+    #[test]
+    fn podman_missing_container_errors_name_the_container() {
+        let stats = "Error: unable to get list of containers: unable to look up container nonexist: no container with name or ID \"nonexist\" found: no such container\n";
+        assert_eq!(missing_containers(stats), vec!["nonexist"]);
+        let stop = "Error: no container with name or ID \"podman-c1\" found: no such container";
+        assert_eq!(missing_containers(stop), vec!["podman-c1"]);
+        assert!(missing_containers("Error: no container with name or ID \"").is_empty());
     }
 
     #[test]

@@ -407,6 +407,112 @@ echo '{"ID":"bbb","Names":"c2","Labels":"rt=r1","Status":"Created"}'"#,
     assert_eq!(found[1].module, None);
 }
 
+/// Like podman 4.3: the records come as one JSON array with podman's field names,
+/// and any missing name makes it print nothing and fail with its own wording.
+const PODMAN_STATS_WITH_GONE: &str = r#"[ "$1" = stats ] || exit 3
+shift 5
+for n in "$@"; do
+  case "$n" in gone*) echo "Error: unable to get list of containers: unable to look up container $n: no container with name or ID \"$n\" found: no such container" >&2; exit 125;; esac
+done
+echo "["
+sep=""
+for n in "$@"; do
+  printf '%s {\n  "id": "613f92597536",\n  "name": "%s",\n  "cpu_percent": "1.59%%",\n  "mem_usage": "2.998MB / 25.28GB",\n  "net_io": "516B / 1.44kB",\n  "block_io": "0B / 0B",\n  "pids": "1"\n }\n' "$sep" "$n"
+  sep=","
+done
+echo "]""#;
+
+#[test]
+fn podman_stats_leave_out_containers_that_are_gone() {
+    let fake = fake(PODMAN_STATS_WITH_GONE, Duration::from_secs(5));
+    let names: Vec<String> = ["m1", "gone1", "m2"]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let stats = fake.engine.stats(&names).expect("stats");
+    let got: Vec<(&str, u64, u64)> = stats
+        .iter()
+        .map(|s| (s.name.as_str(), s.mem_bytes, s.net_tx_bytes))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("m1", 2_998_000, 1_440), ("m2", 2_998_000, 1_440)]
+    );
+    assert_eq!(stats[0].cpu_percent, 1.59);
+    assert_eq!(fake.engine.stats(&["gone1".into()]), Ok(Vec::new()));
+}
+
+#[test]
+fn list_labelled_reads_podmans_array() {
+    let fake = fake(
+        r#"[ "$*" = "ps --all --no-trunc --filter label=rt=r1 --format {{json .}}" ] || { echo "got: $*" >&2; exit 1; }
+cat <<'END'
+[
+  {
+    "Id": "613f925975369d0cf272cd8f9fcce6ee44bc4a06ff6a612658f90dd2f221ee22",
+    "Labels": {
+      "org.silverline.sideload.module": "m1",
+      "rt": "r1"
+    },
+    "Names": [
+      "c1"
+    ],
+    "State": "running",
+    "Status": "Up 2 seconds"
+  },
+  {
+    "Id": "bbb",
+    "Labels": {
+      "rt": "r1"
+    },
+    "Names": [
+      "c2"
+    ],
+    "State": "created",
+    "Status": "Created"
+  }
+]
+END"#,
+        Duration::from_secs(5),
+    );
+    let found = fake.engine.list_labelled("rt", "r1").expect("list");
+    let got: Vec<(&str, Option<&str>)> = found
+        .iter()
+        .map(|c| (c.name.as_str(), c.module.as_deref()))
+        .collect();
+    assert_eq!(got, vec![("c1", Some("m1")), ("c2", None)]);
+}
+
+#[test]
+fn podman_stop_of_a_gone_container_succeeds_and_inspect_names_it() {
+    let fake = fake(
+        r#"case "$1" in
+  stop) echo 'Error: no container with name or ID "m1" found: no such container' >&2;;
+  inspect) echo 'Error: inspecting object: no such container m1' >&2;;
+esac
+exit 125"#,
+        Duration::from_secs(5),
+    );
+    assert_eq!(fake.engine.stop("m1", Duration::from_secs(1)), Ok(()));
+    assert_eq!(
+        fake.engine.inspect("m1"),
+        Err(EngineError::NoSuchContainer { name: "m1".into() })
+    );
+}
+
+#[test]
+fn podman_create_of_an_unresolvable_short_name_is_no_such_image() {
+    let fake = fake(
+        r#"echo 'Error: short-name "runner:latest" did not resolve to an alias and no unqualified-search registries are defined in "/etc/containers/registries.conf"' >&2; exit 125"#,
+        Duration::from_secs(5),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(matches!(
+        fake.engine.create(&spec_in(dir.path())),
+        Err(EngineError::NoSuchImage { .. })
+    ));
+}
+
 #[test]
 fn ping_of_an_answering_engine_is_ok() {
     let fake = fake(

@@ -1,0 +1,235 @@
+//! Python modules through podman instead of docker, end to end with the real binary:
+//! the engine chosen by the `SIDELOAD__LAUNCHER__PY__DOCKER__ENGINE` override, argv
+//! and stdin/stdout, stderr, exit code, keepalive stats from podman's `stats`, delete,
+//! and the orphan sweep reading podman's `ps`.
+//!
+//! Not for: the docker engine (python_modules.rs, orphans.rs). These tests SKIP (print
+//! a line and pass) when `podman` is not installed or has no runner image and none
+//! can be copied from docker: `make test` does not install podman.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::engine::{python, RUNNER_IMAGE};
+use common::{
+    exit_code_of, start_registered_runtime, unique_realm, Broker, Fixture, Runtime, RuntimeOptions,
+    WAIT,
+};
+use serde_json::{json, Value};
+
+const START: Duration = Duration::from_secs(60);
+
+/// Settings that make the runtime use podman. The ulimits are for hosts without
+/// CAP_SYS_RESOURCE (containers, CI sandboxes): podman 4.3 as root asks for
+/// nofile=1048576, which runc cannot set there ("error setting rlimit type 7").
+const PODMAN_APPSETTINGS: &str = "launcher:
+  PY:
+    docker:
+      extra_args: [--ulimit, 'nofile=1024:1024', --ulimit, 'nproc=4096:4096']
+      stop_grace_sec: 1
+";
+
+/// Whether podman can run the tests here; prints why not.
+fn podman_ready() -> bool {
+    let Ok(out) = Command::new("podman").args(["--version"]).output() else {
+        println!("SKIPPED: podman is not installed");
+        return false;
+    };
+    if !out.status.success() {
+        println!("SKIPPED: 'podman --version' failed");
+        return false;
+    }
+    if podman_has_image() {
+        return true;
+    }
+    // Copy the runner image from docker's storage, as the README says.
+    let copied = Command::new("sh")
+        .args([
+            "-c",
+            &format!("docker save {RUNNER_IMAGE}:latest | podman load"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if copied && podman_has_image() {
+        return true;
+    }
+    println!("SKIPPED: podman has no image '{RUNNER_IMAGE}' and none could be loaded from docker");
+    false
+}
+
+fn podman_has_image() -> bool {
+    Command::new("podman")
+        .args(["image", "exists", RUNNER_IMAGE])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Names of podman's containers, in any state, labelled with `runtime_uuid`.
+fn podman_containers_of(runtime_uuid: &str) -> Vec<String> {
+    let out = Command::new("podman")
+        .args([
+            "ps",
+            "--all",
+            "--filter",
+            &format!("label=org.silverline.sideload.runtime={runtime_uuid}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .expect("run podman ps");
+    assert!(out.status.success(), "podman ps failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes the runtime's podman containers however the test ends.
+struct PodmanJanitor(String);
+
+impl Drop for PodmanJanitor {
+    fn drop(&mut self) {
+        for name in podman_containers_of(&self.0) {
+            let _ = Command::new("podman")
+                .args(["rm", "--force", "--", &name])
+                .output();
+        }
+    }
+}
+
+fn podman_options() -> RuntimeOptions {
+    RuntimeOptions::default()
+        .env("SIDELOAD__LAUNCHER__PY__DOCKER__ENGINE", "podman")
+        .appsettings(PODMAN_APPSETTINGS)
+        .program("py/echo/echo.py", python::ECHO.into())
+        .program("py/exit_code/exit_code.py", python::EXIT_CODE.into())
+        .program(
+            "py/stderr_writer/stderr_writer.py",
+            python::STDERR_WRITER.into(),
+        )
+        .program("py/stubborn/stubborn.py", python::STUBBORN.into())
+}
+
+fn args(argv: &[&str]) -> Value {
+    json!({"argv": argv, "env": []})
+}
+
+fn assert_gone(fx: &Fixture) {
+    let left = podman_containers_of(&fx.rt.uuid);
+    assert!(left.is_empty(), "podman containers left: {left:?}");
+    let files = fx.rt.leftover_module_files(Duration::from_secs(2));
+    assert!(
+        files.is_empty(),
+        "files left in the state folder: {files:?}"
+    );
+}
+
+#[test]
+fn python_modules_run_through_podman_with_stdio_stats_exit_codes_and_delete() {
+    if !podman_ready() {
+        return;
+    }
+    let options = podman_options().settings(json!({"runtime": {"ka_interval_sec": 2}}));
+    let mut fx = start_registered_runtime(options);
+    let _janitor = PodmanJanitor(fx.rt.uuid.clone());
+
+    let echo = fx.create("py/echo/echo.py", args(&[]));
+    fx.expect_ok(&echo.object_id, START);
+    fx.expect_stdout(&echo.uuid, "ready\n", START);
+    assert_eq!(
+        podman_containers_of(&fx.rt.uuid),
+        vec![format!("sideload-{}", echo.uuid)],
+        "the module runs in podman"
+    );
+    let stdin = fx.rt.topics.stdin(&echo.uuid);
+    fx.orch.publish_raw(&stdin, "through podman");
+    fx.expect_stdout(&echo.uuid, "echo: through podman\n", WAIT);
+
+    let topic = fx.rt.topics.keepalive();
+    let uuid = echo.uuid.clone();
+    fx.orch.expect(
+        "a keepalive with the module's memory from podman stats",
+        |t| t == topic,
+        |v| {
+            v["data"]["children"].as_array().is_some_and(|children| {
+                children
+                    .iter()
+                    .any(|c| c["uuid"] == uuid.as_str() && c["mem_usage"].as_u64() > Some(0))
+            })
+        },
+        Duration::from_secs(30),
+    );
+
+    let stderr = fx.create("py/stderr_writer/stderr_writer.py", args(&[]));
+    let stderr_topic = fx.rt.topics.stderr(&stderr.uuid);
+    fx.orch.expect_output(&stderr_topic, "to stderr\n", START);
+    fx.expect_stdout(&stderr.uuid, "to stdout\n", WAIT);
+    fx.expect_exited(&stderr.uuid, START);
+
+    let exit = fx.create("py/exit_code/exit_code.py", args(&["7"]));
+    fx.expect_stdout(&exit.uuid, "bye\n", START);
+    let exited = fx.expect_exited(&exit.uuid, START);
+    assert_eq!(exit_code_of(&exited), Some(7), "{exited}");
+
+    let stubborn = fx.create("py/stubborn/stubborn.py", args(&[]));
+    fx.expect_stdout(&stubborn.uuid, "ready\n", START);
+    let delete_id = fx.delete(&stubborn.uuid);
+    fx.expect_ok(&delete_id, WAIT);
+    let exited = fx.expect_exited(&stubborn.uuid, START);
+    assert_eq!(
+        exit_code_of(&exited),
+        Some(137),
+        "killed after the grace: {exited}"
+    );
+
+    let delete_id = fx.delete(&echo.uuid);
+    fx.expect_ok(&delete_id, WAIT);
+    fx.expect_exited(&echo.uuid, START);
+    assert_gone(&fx);
+}
+
+#[test]
+fn podman_containers_of_a_killed_runtime_are_swept_at_its_next_start() {
+    if !podman_ready() {
+        return;
+    }
+    let state = tempfile::tempdir().expect("shared state folder");
+    let uuid = common::new_uuid();
+    let options = || {
+        podman_options().settings(json!({"runtime": {
+            "uuid": uuid,
+            "state_dir": state.path().to_string_lossy(),
+        }}))
+    };
+    let _janitor = PodmanJanitor(uuid.clone());
+
+    let mut fx = start_registered_runtime(options());
+    let m = fx.create("py/stubborn/stubborn.py", args(&[]));
+    fx.expect_ok(&m.object_id, START);
+    fx.expect_stdout(&m.uuid, "ready\n", START);
+    fx.rt.kill();
+    let container = format!("sideload-{}", m.uuid);
+    assert_eq!(
+        podman_containers_of(&uuid),
+        vec![container.clone()],
+        "the crash left the container"
+    );
+
+    let broker = Broker::start();
+    let next = Runtime::start(&broker, &unique_realm(), options());
+    next.wait_for_log(
+        "the removal of the crashed run's container",
+        |log| log.contains(&format!("removing container '{container}'")),
+        START,
+    );
+    next.wait_for_log(
+        "the sweep to finish",
+        |_| podman_containers_of(&uuid).is_empty(),
+        START,
+    );
+}
