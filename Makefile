@@ -43,12 +43,13 @@ run: setup
 # compiles; wait-image joins it before the tests that need it.
 test:
 	scripts/setup.sh --with-shellcheck
+	scripts/setup.sh --only podman catatonit
 	scripts/engine.sh start --background-image
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(MAKE) --no-print-directory shellcheck
 	scripts/engine.sh wait-image
-	$(MAKE) --no-print-directory unit
+	SIDELOAD_REQUIRE_PODMAN=1 $(MAKE) --no-print-directory unit
 	SIDELOAD_REQUIRE_ENGINE=1 $(MAKE) --no-print-directory e2e
 
 unit:

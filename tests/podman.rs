@@ -3,16 +3,16 @@
 //! and stdin/stdout, stderr, exit code, keepalive stats from podman's `stats`, delete,
 //! and the orphan sweep reading podman's `ps`.
 //!
-//! Not for: the docker engine (python_modules.rs, orphans.rs). These tests SKIP (print
-//! a line and pass) when `podman` is not installed or has no runner image and none
-//! can be copied from docker: `make test` does not install podman.
+//! Not for: the docker engine (python_modules.rs, orphans.rs). `make test` installs
+//! podman and sets `SIDELOAD_REQUIRE_PODMAN=1`, so these tests fail there when podman
+//! cannot run them; run alone (`cargo test`) they skip with a line saying why.
 
 mod common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::engine::{python, RUNNER_IMAGE};
+use common::engine::{with_python, RUNNER_IMAGE};
 use common::{
     exit_code_of, start_registered_runtime, unique_realm, Broker, Fixture, Runtime, RuntimeOptions,
     WAIT,
@@ -31,8 +31,17 @@ const PODMAN_APPSETTINGS: &str = "launcher:
       stop_grace_sec: 1
 ";
 
-/// Whether podman can run the tests here; prints why not.
+/// Whether podman can run the tests here; prints why not, or fails when the test
+/// command promised podman (`SIDELOAD_REQUIRE_PODMAN=1`).
 fn podman_ready() -> bool {
+    let ready = podman_usable();
+    if !ready && std::env::var("SIDELOAD_REQUIRE_PODMAN").is_ok_and(|v| v == "1") {
+        panic!("podman is required here (SIDELOAD_REQUIRE_PODMAN=1) but cannot run the tests");
+    }
+    ready
+}
+
+fn podman_usable() -> bool {
     let Ok(out) = Command::new("podman").args(["--version"]).output() else {
         println!("SKIPPED: podman is not installed");
         return false;
@@ -103,16 +112,10 @@ impl Drop for PodmanJanitor {
 }
 
 fn podman_options() -> RuntimeOptions {
-    RuntimeOptions::default()
+    let names = ["echo", "exit_code", "stderr_writer", "stubborn"];
+    with_python(RuntimeOptions::default(), &names)
         .env("SIDELOAD__LAUNCHER__PY__DOCKER__ENGINE", "podman")
         .appsettings(PODMAN_APPSETTINGS)
-        .program("py/echo/echo.py", python::ECHO.into())
-        .program("py/exit_code/exit_code.py", python::EXIT_CODE.into())
-        .program(
-            "py/stderr_writer/stderr_writer.py",
-            python::STDERR_WRITER.into(),
-        )
-        .program("py/stubborn/stubborn.py", python::STUBBORN.into())
 }
 
 fn args(argv: &[&str]) -> Value {
