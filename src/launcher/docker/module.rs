@@ -100,6 +100,10 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
     let container = container_name(&uuid);
     let spec = container_spec(shared, &request, &container, work.path(), &program);
     if let Err(err) = create(shared, &spec) {
+        // A create that timed out may still have made the container.
+        if matches!(err, EngineError::TimedOut { .. }) {
+            shared.remove_container(&container);
+        }
         drop(work);
         return fail(err.to_string());
     }
