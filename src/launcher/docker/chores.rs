@@ -15,11 +15,15 @@ use super::{lock, Shared};
 /// Runs until the launcher is dropped (its end of `quit` goes away).
 pub(super) fn run(shared: &Shared, quit: &Receiver<()>) {
     let interval = shared.options.stats_interval;
+    // At a fixed rate, not a fixed pause: a `stats` call takes a second and a half,
+    // and keepalives at the same interval should each see one sample.
+    let mut next = Instant::now() + interval;
     loop {
-        match quit.recv_timeout(interval) {
+        match quit.recv_deadline(next) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
+        next = (next + interval).max(Instant::now());
         if !lock(&shared.leftovers).is_empty() {
             shared.remove_leftovers();
         }
