@@ -16,14 +16,15 @@ use super::{lock, Shared};
 pub(super) fn run(shared: &Shared, quit: &Receiver<()>) {
     let interval = shared.options.stats_interval;
     // At a fixed rate, not a fixed pause: a `stats` call takes a second and a half,
-    // and keepalives at the same interval should each see one sample.
+    // and keepalives at the same interval should each see one sample. A call that
+    // overran still leaves the engine half an interval of rest.
     let mut next = Instant::now() + interval;
     loop {
         match quit.recv_deadline(next) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        next = (next + interval).max(Instant::now());
+        next = (next + interval).max(Instant::now() + interval / 2);
         if !lock(&shared.leftovers).is_empty() {
             shared.remove_leftovers();
         }
