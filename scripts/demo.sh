@@ -84,13 +84,20 @@ wait_exited() {
         'select(.topic == $topic) | .payload | fromjson? | select(.action == "exited" and .data.uuid == $uuid)'
 }
 
+# create_request UUID NAME FILE ARGV ENV [FILETYPE]
 create_request() {
     jq -nc --arg id "$(new_uuid)" --arg uuid "$1" --arg name "$2" --arg file "$3" \
         --argjson argv "$4" --argjson env "$5" --arg parent "$runtime_uuid" \
+        --arg filetype "${6:-WA}" \
         '{object_id: $id, action: "create", type: "req",
           data: {type: "module", uuid: $uuid, name: $name, parent: $parent, file: $file,
-                 filetype: "WA", apis: ["wasm", "wasi"], args: {argv: $argv, env: $env},
+                 filetype: $filetype, args: {argv: $argv, env: $env},
                  channels: [], status: "A"}}'
+}
+
+delete_request() {
+    jq -nc --arg id "$(new_uuid)" --arg uuid "$1" \
+        '{object_id: $id, action: "delete", type: "req", data: {type: "module", uuid: $uuid}}'
 }
 
 step "1. install what is missing (mosquitto, mosquitto-clients, jq)"
@@ -152,11 +159,32 @@ wait_for "'count 3' from counter.wasm" 20 --arg topic "$realm/proc/stdio/$counte
 module_output "$counter" | sed 's/^/    | /'
 
 step "8. delete it: publish a delete request"
-publish "$control_topic" "$(jq -nc --arg id "$(new_uuid)" --arg uuid "$counter" \
-    '{object_id: $id, action: "delete", type: "req", data: {type: "module", uuid: $uuid}}')"
+publish "$control_topic" "$(delete_request "$counter")"
 exited="$(wait_exited "$counter" 15)"
 note "the runtime's 'exited' notice:"
 jq . <<<"$exited" | sed 's/^/    /'
+
+runner_image="slframework/slruntime-python-runner"
+if docker info >/dev/null 2>&1 && docker image inspect "$runner_image" >/dev/null 2>&1; then
+    step "8b. run python/echo/echo.py in a container, talk to it on stdin, delete it"
+    echo_py="$(new_uuid)"
+    publish "$control_topic" "$(create_request "$echo_py" demo-echo-py python/echo/echo.py '[]' '[]' PY)"
+    wait_for "'ready' from echo.py" 60 --arg topic "$realm/proc/stdio/$echo_py" \
+        'select(.topic == $topic and (.payload | test("ready")))' >/dev/null
+    note "its folder was fetched into a work folder of its own and mounted into a container:"
+    docker ps --filter "label=org.silverline.sideload.module=$echo_py" \
+        --format '{{.Names}}  {{.Image}}  {{.Status}}' | sed 's/^/    /'
+    publish "$realm/proc/stdio/$echo_py/stdin" "hello from the demo"
+    wait_for "the echo" 20 --arg topic "$realm/proc/stdio/$echo_py" \
+        'select(.topic == $topic and (.payload | test("echo: hello")))' >/dev/null
+    module_output "$echo_py" | sed 's/^/    | /'
+    publish "$control_topic" "$(delete_request "$echo_py")"
+    wait_exited "$echo_py" 20 >/dev/null
+    left="$(docker ps -a -q --filter "label=org.silverline.sideload.module=$echo_py" | wc -l)"
+    note "deleted: 'exited' reported, $left containers left"
+else
+    step "8b. (skipped: no container engine with the runner image; 'make engine' sets it up)"
+fi
 
 step "9. stop the runtime with SIGTERM; it unregisters before it exits"
 kill -TERM "$runtime_pid"
