@@ -129,7 +129,7 @@ impl Launcher for ContainerLauncher {
     }
 
     fn stop_timeout(&self) -> Duration {
-        self.shared.grace() + Duration::from_secs(1)
+        self.shared.stop_timeout()
     }
 
     fn shutdown(&self) {

@@ -154,6 +154,21 @@ exit 127
 exit 127
 "#;
 
+    /// Runs and prints a line; the attached start then never ends, whatever happens
+    /// to the container (a hung engine command line), until the test creates
+    /// `end-attach`.
+    pub const ATTACH_HANGS: &str = r#"set_state "$n" running
+echo ready
+while [ ! -e "$d/end-attach" ]; do sleep 0.02; done
+exit 0
+"#;
+
+    /// The container never starts and the attached start never ends, until the test
+    /// creates `end-attach`.
+    pub const START_HANGS: &str = r#"while [ ! -e "$d/end-attach" ]; do sleep 0.02; done
+exit 1
+"#;
+
     /// Runs until the test creates `release`; then the daemon goes away, and the
     /// attached start ends as docker's does when it loses the daemon (125).
     pub const DAEMON_DIES: &str = r#"set_state "$n" running
@@ -766,6 +781,52 @@ fn one_stats_call_fills_the_running_modules_stats() {
             code: Some(143),
             reason: "stopped".into()
         }
+    );
+    module.join();
+    assert!(!rig.fake.has_container(&module.container));
+    assert_gone(&module.work_dir);
+}
+
+/// Longest a module may take to end once its stop or start time ran out: grace (1 s)
+/// and engine timeout (5 s) of the rig, and some slack.
+const HUNG_WAIT: Duration = Duration::from_secs(12);
+
+#[test]
+fn deleted_module_whose_attached_start_never_ends_is_exited_and_removed() {
+    let rig = Rig::new(on_start::ATTACH_HANGS, NO_CHORES);
+    let mut module = rig.launch();
+    assert_eq!(module.next_event(), module.started());
+
+    module.delete(&rig.launcher);
+    let event = module.events.recv_timeout(HUNG_WAIT);
+    rig.fake.touch("end-attach");
+
+    match event {
+        Ok(ModuleEvent::Exited { reason, .. }) => assert_eq!(reason, "stopped"),
+        other => panic!("expected exited, got {other:?}"),
+    }
+    module.join();
+    assert!(!rig.fake.has_container(&module.container));
+    assert_gone(&module.work_dir);
+}
+
+#[test]
+fn start_that_never_confirms_and_never_ends_is_failed_in_time_and_removed() {
+    let rig = Rig::new(on_start::START_HANGS, NO_CHORES);
+    let mut module = rig.launch();
+
+    let event = module.events.recv_timeout(HUNG_WAIT);
+    rig.fake.touch("end-attach");
+
+    assert_eq!(
+        event.ok(),
+        Some(ModuleEvent::Failed {
+            uuid: module.uuid.clone(),
+            error: format!(
+                "container '{}' could not start: it did not start in time",
+                module.container
+            ),
+        })
     );
     module.join();
     assert!(!rig.fake.has_container(&module.container));
