@@ -101,7 +101,15 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
 
     let container = container_name(&uuid);
     let spec = container_spec(shared, &request, &container, work.path(), &program);
-    if let Err(err) = create(shared, &spec) {
+    let no_sweep_meanwhile = shared.hold_off_sweep();
+    if shared.closing.load(Ordering::SeqCst) {
+        drop(no_sweep_meanwhile);
+        drop(work);
+        return fail("the runtime is shutting down".into());
+    }
+    let created = create(shared, &spec);
+    drop(no_sweep_meanwhile);
+    if let Err(err) = created {
         // A create that timed out may still have made the container.
         if matches!(err, EngineError::TimedOut { .. }) {
             shared.remove_container(&container);
@@ -198,11 +206,10 @@ fn container_spec(
     }
 }
 
-/// Create the container, after any sweep still owed (which must never see it). A
-/// container of the same name left by a failed removal is removed and the create
-/// tried once more.
+/// Create the container (the caller keeps sweeps and shutdown away meanwhile, which
+/// must never miss it). A container of the same name left by a failed removal is
+/// removed and the create tried once more.
 fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
-    let _no_sweep_meanwhile = shared.hold_off_sweep();
     match shared.engine.create(spec) {
         Err(EngineError::Failed { message, .. }) if message.contains("already in use") => {
             log::warn!(

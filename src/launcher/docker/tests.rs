@@ -169,6 +169,12 @@ exit 0
 exit 1
 "#;
 
+    /// The container stays `created` and the attached start waits until the container
+    /// is removed (or the test creates `end-attach`).
+    pub const START_SLOW: &str = r#"while [ -e "$d/c.$n" ] && [ ! -e "$d/end-attach" ]; do sleep 0.02; done
+exit 1
+"#;
+
     /// Runs until the test creates `release`; then the daemon goes away, and the
     /// attached start ends as docker's does when it loses the daemon (125).
     pub const DAEMON_DIES: &str = r#"set_state "$n" running
@@ -830,5 +836,48 @@ fn start_that_never_confirms_and_never_ends_is_failed_in_time_and_removed() {
     );
     module.join();
     assert!(!rig.fake.has_container(&module.container));
+    assert_gone(&module.work_dir);
+}
+
+#[test]
+fn shutdown_removes_a_container_whose_start_is_still_under_way() {
+    let rig = Rig::new(on_start::START_SLOW, NO_CHORES);
+    let mut module = rig.launch();
+    rig.fake
+        .wait_for("the start call", |fake| !fake.calls_of("start").is_empty());
+
+    rig.launcher.shutdown();
+    let left = rig.fake.has_container(&module.container);
+    rig.fake.touch("end-attach");
+
+    assert!(
+        !left,
+        "container left behind; calls: {:#?}",
+        rig.fake.calls()
+    );
+    assert!(matches!(
+        module.events.recv_timeout(HUNG_WAIT),
+        Ok(ModuleEvent::Failed { .. })
+    ));
+    module.join();
+    assert_gone(&module.work_dir);
+}
+
+#[test]
+fn create_after_shutdown_is_failed_without_a_container() {
+    let rig = Rig::new(on_start::HELLO, NO_CHORES);
+    rig.launcher.shutdown();
+
+    let mut module = rig.launch();
+
+    assert_eq!(
+        module.next_event(),
+        ModuleEvent::Failed {
+            uuid: module.uuid.clone(),
+            error: "the runtime is shutting down".into()
+        }
+    );
+    module.join();
+    assert_eq!(rig.fake.calls_of("create"), Vec::<String>::new());
     assert_gone(&module.work_dir);
 }
