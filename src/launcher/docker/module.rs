@@ -211,7 +211,9 @@ fn container_spec(
 /// removed and the create tried once more.
 fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
     match shared.engine.create(spec) {
-        Err(EngineError::Failed { message, .. }) if message.contains("already in use") => {
+        Err(EngineError::Failed { message, .. })
+            if message.contains("already in use") && is_ours(shared, &spec.name) =>
+        {
             log::warn!(
                 "removing stale container '{}' before creating it",
                 spec.name
@@ -220,6 +222,19 @@ fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
             shared.engine.create(spec).map(|_| ())
         }
         other => other.map(|_| ()),
+    }
+}
+
+/// Whether container `name` carries this runtime's label: containers of others (a
+/// second runtime on the same engine) are never removed.
+fn is_ours(shared: &Shared, name: &str) -> bool {
+    let runtime = &shared.options.runtime_uuid;
+    match shared.engine.list_labelled(LABEL_RUNTIME, runtime) {
+        Ok(found) => found.iter().any(|container| container.name == name),
+        Err(err) => {
+            log::warn!("cannot tell whether container '{name}' is this runtime's: {err}");
+            false
+        }
     }
 }
 

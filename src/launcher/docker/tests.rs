@@ -881,3 +881,24 @@ fn create_after_shutdown_is_failed_without_a_container() {
     assert_eq!(rig.fake.calls_of("create"), Vec::<String>::new());
     assert_gone(&module.work_dir);
 }
+
+#[test]
+fn container_of_the_same_name_from_another_runtime_is_never_removed() {
+    let rig = Rig::new(on_start::HELLO, NO_CHORES);
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let name = container_name(&uuid);
+    rig.fake.leave_container(&name, "another-runtime");
+
+    let mut module = rig.launch_as(&uuid, StopFlag::default());
+
+    match module.next_event() {
+        ModuleEvent::Failed { error, .. } => {
+            assert!(error.contains("is already in use"), "{error}")
+        }
+        other => panic!("expected failed, got {other:?}"),
+    }
+    module.join();
+    assert!(rig.fake.has_container(&name), "{:#?}", rig.fake.calls());
+    assert_eq!(rig.fake.calls_of("rm"), Vec::<String>::new());
+    assert_gone(&module.work_dir);
+}
