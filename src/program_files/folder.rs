@@ -350,7 +350,7 @@ fn walk_store_folder(root: &Path, folder: &str, fetch: &mut Fetch) -> Result<(),
                 pending.push((source, sub, depth + 1));
             } else if meta.is_file() {
                 fetch.count_entry()?;
-                let (input, len) = open_regular(&source, &shown)?;
+                let (input, len) = open_regular(&root, &source, &shown)?;
                 fetch.check_size(&relative, len)?;
                 fetch.stage(&relative, input, read_error)?;
             } else {

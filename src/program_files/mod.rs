@@ -215,27 +215,31 @@ fn copy_from_folder(
     if !source.starts_with(&root) {
         return Err(FetchError::UnsafeName(shown));
     }
-    copy_local_file(&source, &shown, temp, limits.max_file_bytes)
+    copy_local_file(&root, &source, &shown, temp, limits.max_file_bytes)
 }
 
 /// Copies the regular file at `source` (never blocking on a FIFO) into `temp`.
 fn copy_local_file(
+    root: &Path,
     source: &Path,
     shown: &str,
     temp: &Path,
     max: u64,
 ) -> Result<Copied, FetchError> {
-    let (input, len) = open_regular(source, shown)?;
+    let (input, len) = open_regular(root, source, shown)?;
     if len > max {
         return Err(too_large(shown, len, max));
     }
     copy_bounded(input, temp, max).map_err(|err| err.into_fetch_error(shown, temp, max))
 }
 
-/// Opens `source` for reading, and its size, if it is a regular file; FIFOs and
-/// devices are refused without blocking on them.
-fn open_regular(source: &Path, shown: &str) -> Result<(File, u64), FetchError> {
+/// Opens `source` for reading, and its size, if it is a regular file inside the
+/// store's `root` (canonical) at the moment it is opened: a file swapped for a link
+/// out of the store after the checks is refused. FIFOs and devices are refused
+/// without blocking on them.
+fn open_regular(root: &Path, source: &Path, shown: &str) -> Result<(File, u64), FetchError> {
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
 
     let read_error = |source| FetchError::Read {
         file: shown.to_string(),
@@ -246,6 +250,11 @@ fn open_regular(source: &Path, shown: &str) -> Result<(File, u64), FetchError> {
         .custom_flags(libc::O_NONBLOCK)
         .open(source)
         .map_err(read_error)?;
+    let opened =
+        fs::read_link(format!("/proc/self/fd/{}", input.as_raw_fd())).map_err(read_error)?;
+    if !opened.starts_with(root) {
+        return Err(FetchError::LinkLeavesStore(shown.to_string()));
+    }
     let meta = input.metadata().map_err(read_error)?;
     if !meta.is_file() {
         return Err(FetchError::NotRegularFile(shown.to_string()));
@@ -523,6 +532,25 @@ mod tests {
             "file name 'apps/link.wasm' leaves the program store"
         );
         assert!(fixture.dest_is_empty());
+    }
+
+    #[test]
+    fn file_swapped_for_a_link_out_of_the_store_after_the_checks_is_refused() {
+        let fixture = file_store();
+        let root = fixture.store.path().canonicalize().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), b"secret").unwrap();
+        // As if swapped between the walk's checks and the open.
+        let swapped = root.join("apps/hello.wasm");
+        fs::remove_file(&swapped).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), &swapped).unwrap();
+
+        let err = open_regular(&root, &swapped, "apps/hello.wasm").unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "'apps/hello.wasm' in the program store is a link that leaves the store"
+        );
     }
 
     #[test]

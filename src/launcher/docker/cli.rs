@@ -18,6 +18,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use exec::wait_exited_without_reaping;
 use exec::{Finished, RunError};
 
 /// Label naming the runtime that started a container.

@@ -12,6 +12,7 @@ mod module;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -63,6 +64,8 @@ struct Shared {
     /// that a sweep never removes a container this run created. `true` while a sweep
     /// is still owed (the engine could not be asked yet).
     sweep: RwLock<bool>,
+    /// Set by `shutdown` (under the sweep lock): no container is created any more.
+    closing: AtomicBool,
 }
 
 /// A running container as the stats poll sees it.
@@ -88,6 +91,7 @@ impl ContainerLauncher {
             running: Mutex::new(HashMap::new()),
             leftovers: Mutex::new(BTreeSet::new()),
             sweep: RwLock::new(true),
+            closing: AtomicBool::new(false),
         });
         let (chores_tx, chores_rx) = crossbeam_channel::bounded(0);
         let for_chores = shared.clone();
@@ -129,17 +133,39 @@ impl Launcher for ContainerLauncher {
     }
 
     fn stop_timeout(&self) -> Duration {
-        self.shared.grace() + Duration::from_secs(1)
+        self.shared.stop_timeout()
     }
 
+    /// Removes every container of this runtime, those still being created or started
+    /// included: creates under way are waited for, later ones refused.
     fn shutdown(&self) {
-        let running: Vec<String> = lock(&self.shared.running)
+        let mut no_creates = self
+            .shared
+            .sweep
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.shared.closing.store(true, Ordering::SeqCst);
+        let runtime = &self.shared.options.runtime_uuid;
+        let mut containers: Vec<String> = lock(&self.shared.running)
             .values()
             .map(|sampled| sampled.container.clone())
             .collect();
-        for container in running {
+        match self
+            .shared
+            .engine
+            .list_labelled(cli::LABEL_RUNTIME, runtime)
+        {
+            Ok(found) => {
+                // Whatever a sweep still owed would have found goes now.
+                *no_creates = false;
+                containers = found.into_iter().map(|found| found.id).collect();
+            }
+            Err(err) => log::warn!("cannot list the containers of this runtime: {err}"),
+        }
+        for container in containers {
             self.shared.remove_container(&container);
         }
+        drop(no_creates);
         self.shared.remove_leftovers();
     }
 }

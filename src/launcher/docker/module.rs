@@ -37,6 +37,8 @@ const START_POLL_MAX: Duration = Duration::from_millis(100);
 /// "error waiting for container" once the daemon is gone; podman alike), not the
 /// program's: no exit code to report.
 const ENGINE_OWN_EXIT_CODE: i32 = 125;
+/// How often a running module's thread looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(200);
 
 /// The body of a module thread: never panics outward, always sends either `Failed`
 /// or `Started` then `Exited`.
@@ -99,7 +101,15 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
 
     let container = container_name(&uuid);
     let spec = container_spec(shared, &request, &container, work.path(), &program);
-    if let Err(err) = create(shared, &spec) {
+    let no_sweep_meanwhile = shared.hold_off_sweep();
+    if shared.closing.load(Ordering::SeqCst) {
+        drop(no_sweep_meanwhile);
+        drop(work);
+        return fail("the runtime is shutting down".into());
+    }
+    let created = create(shared, &spec);
+    drop(no_sweep_meanwhile);
+    if let Err(err) = created {
         // A create that timed out may still have made the container.
         if matches!(err, EngineError::TimedOut { .. }) {
             shared.remove_container(&container);
@@ -196,13 +206,14 @@ fn container_spec(
     }
 }
 
-/// Create the container, after any sweep still owed (which must never see it). A
-/// container of the same name left by a failed removal is removed and the create
-/// tried once more.
+/// Create the container (the caller keeps sweeps and shutdown away meanwhile, which
+/// must never miss it). A container of the same name left by a failed removal is
+/// removed and the create tried once more.
 fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
-    let _no_sweep_meanwhile = shared.hold_off_sweep();
     match shared.engine.create(spec) {
-        Err(EngineError::Failed { message, .. }) if message.contains("already in use") => {
+        Err(EngineError::Failed { message, .. })
+            if message.contains("already in use") && is_ours(shared, &spec.name) =>
+        {
             log::warn!(
                 "removing stale container '{}' before creating it",
                 spec.name
@@ -211,6 +222,19 @@ fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
             shared.engine.create(spec).map(|_| ())
         }
         other => other.map(|_| ()),
+    }
+}
+
+/// Whether container `name` carries this runtime's label: containers of others (a
+/// second runtime on the same engine) are never removed.
+fn is_ours(shared: &Shared, name: &str) -> bool {
+    let runtime = &shared.options.runtime_uuid;
+    match shared.engine.list_labelled(LABEL_RUNTIME, runtime) {
+        Ok(found) => found.iter().any(|container| container.name == name),
+        Err(err) => {
+            log::warn!("cannot tell whether container '{name}' is this runtime's: {err}");
+            false
+        }
     }
 }
 
@@ -261,11 +285,17 @@ impl RunningModule<'_> {
         };
         let held = Arc::new(HeldStderr::default());
         let pipes = Pipes::attach(&mut child, output, stdin, &held);
-        let done = wait_in_background(child);
+        let (done, attach) = wait_in_background(child);
 
         let (state, status) = self.wait_for_start(&done);
+        let engine_said_why = state.as_ref().is_some_and(|state| !state.error.is_empty());
         let Some(state) = state.filter(|state| state.started) else {
-            let status = status.or_else(|| done.recv().ok());
+            let status = match status {
+                Some(status) => Some(status),
+                // The engine said why: its start command is about to print it and end.
+                None if engine_said_why => end_within(&done, &attach, self.shared.engine_timeout()),
+                None => end_within(&done, &attach, Duration::ZERO),
+            };
             pipes.finish();
             return Ending::NeverStarted(start_failure(self.container, &held, status));
         };
@@ -290,7 +320,7 @@ impl RunningModule<'_> {
 
         let (status, timed_out) = match status {
             Some(status) => (Some(status), None),
-            None => self.wait_within_time_limit(&done),
+            None => self.wait_within_time_limit(&done, &attach),
         };
         pipes.finish();
         match (self.ending(status), timed_out) {
@@ -302,27 +332,53 @@ impl RunningModule<'_> {
         }
     }
 
-    /// Wait for the container to end; past the request's time limit, stop it. Returns
-    /// the start command's status and the limit when it was reached.
+    /// Wait for the container to end; past the request's time limit, stop it. Once the
+    /// module is being stopped and the stop had its time, an attached start that still
+    /// has not ended (a hung engine command line) is killed. Returns the start
+    /// command's status and the limit when it was reached.
     fn wait_within_time_limit(
         &self,
         done: &Receiver<io::Result<ExitStatus>>,
+        attach: &AttachKiller,
     ) -> (Option<io::Result<ExitStatus>>, Option<Duration>) {
-        let Some(limit) = module_time_limit(self.request) else {
-            return (done.recv().ok(), None);
-        };
-        match done.recv_timeout(limit) {
-            Ok(status) => (Some(status), None),
-            Err(RecvTimeoutError::Disconnected) => (None, None),
-            Err(RecvTimeoutError::Timeout) => {
+        let mut limit =
+            module_time_limit(self.request).map(|limit| (limit, Instant::now() + limit));
+        let mut reached = None;
+        let mut give_up_at: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if give_up_at.is_none() && (self.stop.is_raised() || reached.is_some()) {
+                give_up_at = Some(now + self.shared.stop_timeout() + self.shared.engine_timeout());
+            }
+            let mut next = now + STOP_POLL;
+            for at in [limit.map(|(_, at)| at), give_up_at].into_iter().flatten() {
+                next = next.min(at);
+            }
+            match done.recv_deadline(next) {
+                Ok(status) => return (Some(status), reached),
+                Err(RecvTimeoutError::Disconnected) => return (None, reached),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if let Some((duration, _)) = limit.filter(|(_, at)| now >= *at) {
                 log::info!(
                     "module '{}' ('{}') reached its time limit of {} s, stopping it",
                     self.request.uuid,
                     self.request.name,
-                    limit.as_secs_f64()
+                    duration.as_secs_f64()
                 );
+                limit = None;
+                reached = Some(duration);
                 self.shared.stop_container(self.container);
-                (done.recv().ok(), Some(limit))
+            }
+            if give_up_at.is_some_and(|at| now >= at) {
+                log::warn!(
+                    "the engine's start command of container '{}' did not end after the \
+                     stop, killing it",
+                    self.container
+                );
+                attach.kill();
+                return (done.recv().ok(), reached);
             }
         }
     }
@@ -383,6 +439,11 @@ impl RunningModule<'_> {
 }
 
 impl Shared {
+    /// Longest a stop may take before the container is gone.
+    pub(super) fn stop_timeout(&self) -> Duration {
+        self.grace() + Duration::from_secs(1)
+    }
+
     fn engine_timeout(&self) -> Duration {
         Duration::try_from_secs_f64(self.options.settings.engine_timeout_sec)
             .unwrap_or(Duration::from_secs(60))
@@ -408,18 +469,70 @@ fn start_failure(
     format!("container '{container}' could not start: {detail}")
 }
 
-/// The start command's exit status arrives on the returned channel.
-fn wait_in_background(mut child: Child) -> Receiver<io::Result<ExitStatus>> {
+/// The start command's exit status arrives on the returned channel; the killer ends
+/// it when it hangs.
+fn wait_in_background(mut child: Child) -> (Receiver<io::Result<ExitStatus>>, AttachKiller) {
     let (tx, rx) = crossbeam_channel::bounded(1);
+    let killer = AttachKiller {
+        pid: child.id(),
+        reaped: Arc::new(Mutex::new(false)),
+    };
+    let reaped = killer.reaped.clone();
     let spawned = thread::Builder::new()
         .name("container-wait".into())
         .spawn(move || {
-            let _ = tx.send(child.wait());
+            super::cli::wait_exited_without_reaping(child.id());
+            let mut reaped = lock(&reaped);
+            let status = child.wait();
+            *reaped = true;
+            drop(reaped);
+            let _ = tx.send(status);
         });
     if let Err(err) = spawned {
         log::error!("cannot start a thread to wait for a container: {err}");
     }
-    rx
+    (rx, killer)
+}
+
+/// Kills the engine's start command, never after it was reaped (its pid could then
+/// be another process's).
+struct AttachKiller {
+    pid: u32,
+    reaped: Arc<Mutex<bool>>,
+}
+
+impl AttachKiller {
+    fn kill(&self) {
+        let reaped = lock(&self.reaped);
+        if *reaped {
+            return;
+        }
+        if let Ok(pid) = libc::pid_t::try_from(self.pid) {
+            // SAFETY: a plain system call; the child is not reaped (checked under the
+            // lock the reaper holds while reaping), so `pid` is still ours.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The start command's status once it ended, waiting at most `patience`; `None` when
+/// it had to be killed (its status then says nothing about the container).
+fn end_within(
+    done: &Receiver<io::Result<ExitStatus>>,
+    attach: &AttachKiller,
+    patience: Duration,
+) -> Option<io::Result<ExitStatus>> {
+    match done.recv_timeout(patience) {
+        Ok(status) => Some(status),
+        Err(RecvTimeoutError::Disconnected) => None,
+        Err(RecvTimeoutError::Timeout) => {
+            attach.kill();
+            let _ = done.recv();
+            None
+        }
+    }
 }
 
 /// The threads copying between the start command's pipes and MQTT.

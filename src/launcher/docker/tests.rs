@@ -154,6 +154,27 @@ exit 127
 exit 127
 "#;
 
+    /// Runs and prints a line; the attached start then never ends, whatever happens
+    /// to the container (a hung engine command line), until the test creates
+    /// `end-attach`.
+    pub const ATTACH_HANGS: &str = r#"set_state "$n" running
+echo ready
+while [ ! -e "$d/end-attach" ]; do sleep 0.02; done
+exit 0
+"#;
+
+    /// The container never starts and the attached start never ends, until the test
+    /// creates `end-attach`.
+    pub const START_HANGS: &str = r#"while [ ! -e "$d/end-attach" ]; do sleep 0.02; done
+exit 1
+"#;
+
+    /// The container stays `created` and the attached start waits until the container
+    /// is removed (or the test creates `end-attach`).
+    pub const START_SLOW: &str = r#"while [ -e "$d/c.$n" ] && [ ! -e "$d/end-attach" ]; do sleep 0.02; done
+exit 1
+"#;
+
     /// Runs until the test creates `release`; then the daemon goes away, and the
     /// attached start ends as docker's does when it loses the daemon (125).
     pub const DAEMON_DIES: &str = r#"set_state "$n" running
@@ -769,5 +790,115 @@ fn one_stats_call_fills_the_running_modules_stats() {
     );
     module.join();
     assert!(!rig.fake.has_container(&module.container));
+    assert_gone(&module.work_dir);
+}
+
+/// Longest a module may take to end once its stop or start time ran out: grace (1 s)
+/// and engine timeout (5 s) of the rig, and some slack.
+const HUNG_WAIT: Duration = Duration::from_secs(12);
+
+#[test]
+fn deleted_module_whose_attached_start_never_ends_is_exited_and_removed() {
+    let rig = Rig::new(on_start::ATTACH_HANGS, NO_CHORES);
+    let mut module = rig.launch();
+    assert_eq!(module.next_event(), module.started());
+
+    module.delete(&rig.launcher);
+    let event = module.events.recv_timeout(HUNG_WAIT);
+    rig.fake.touch("end-attach");
+
+    match event {
+        Ok(ModuleEvent::Exited { reason, .. }) => assert_eq!(reason, "stopped"),
+        other => panic!("expected exited, got {other:?}"),
+    }
+    module.join();
+    assert!(!rig.fake.has_container(&module.container));
+    assert_gone(&module.work_dir);
+}
+
+#[test]
+fn start_that_never_confirms_and_never_ends_is_failed_in_time_and_removed() {
+    let rig = Rig::new(on_start::START_HANGS, NO_CHORES);
+    let mut module = rig.launch();
+
+    let event = module.events.recv_timeout(HUNG_WAIT);
+    rig.fake.touch("end-attach");
+
+    assert_eq!(
+        event.ok(),
+        Some(ModuleEvent::Failed {
+            uuid: module.uuid.clone(),
+            error: format!(
+                "container '{}' could not start: it did not start in time",
+                module.container
+            ),
+        })
+    );
+    module.join();
+    assert!(!rig.fake.has_container(&module.container));
+    assert_gone(&module.work_dir);
+}
+
+#[test]
+fn shutdown_removes_a_container_whose_start_is_still_under_way() {
+    let rig = Rig::new(on_start::START_SLOW, NO_CHORES);
+    let mut module = rig.launch();
+    rig.fake
+        .wait_for("the start call", |fake| !fake.calls_of("start").is_empty());
+
+    rig.launcher.shutdown();
+    let left = rig.fake.has_container(&module.container);
+    rig.fake.touch("end-attach");
+
+    assert!(
+        !left,
+        "container left behind; calls: {:#?}",
+        rig.fake.calls()
+    );
+    assert!(matches!(
+        module.events.recv_timeout(HUNG_WAIT),
+        Ok(ModuleEvent::Failed { .. })
+    ));
+    module.join();
+    assert_gone(&module.work_dir);
+}
+
+#[test]
+fn create_after_shutdown_is_failed_without_a_container() {
+    let rig = Rig::new(on_start::HELLO, NO_CHORES);
+    rig.launcher.shutdown();
+
+    let mut module = rig.launch();
+
+    assert_eq!(
+        module.next_event(),
+        ModuleEvent::Failed {
+            uuid: module.uuid.clone(),
+            error: "the runtime is shutting down".into()
+        }
+    );
+    module.join();
+    assert_eq!(rig.fake.calls_of("create"), Vec::<String>::new());
+    assert_gone(&module.work_dir);
+}
+
+#[test]
+fn container_of_the_same_name_from_another_runtime_is_never_removed() {
+    let rig = Rig::new(on_start::HELLO, NO_CHORES);
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let name = container_name(&uuid);
+    rig.fake.leave_container(&name, "another-runtime");
+
+    let mut module = rig.launch_as(&uuid, StopFlag::default());
+
+    match module.next_event() {
+        ModuleEvent::Failed { error, .. } => {
+            assert!(error.contains("is already in use"), "{error}")
+        }
+        other => panic!("expected failed, got {other:?}"),
+    }
+    module.join();
+    assert!(rig.fake.has_container(&name), "{:#?}", rig.fake.calls());
+    assert_eq!(rig.fake.calls_of("rm"), Vec::<String>::new());
     assert_gone(&module.work_dir);
 }

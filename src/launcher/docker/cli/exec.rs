@@ -135,7 +135,7 @@ fn read_bounded(stream: Option<impl Read>) -> String {
 /// Blocks until the child exited but leaves it a zombie, so that its pid (and
 /// process group id) cannot be reused before the owner of the `Child` reaps it:
 /// a kill after a timeout can never hit an unrelated process.
-fn wait_exited_without_reaping(pid: u32) {
+pub(crate) fn wait_exited_without_reaping(pid: u32) {
     loop {
         // SAFETY: siginfo_t is plain data that waitid fills in; zeroed is valid.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
