@@ -21,7 +21,7 @@ use super::checksum::{self, SUMS_FILE};
 use super::listing::{self, Entry, FolderUrl};
 use super::{
     copy_bounded, http_agent, http_error, http_get, human_size, open_regular, percent_encode_path,
-    store_relative_path, too_large, CopyError, FetchError, FetchLimits, Store,
+    program_path, too_large, CopyError, FetchError, FetchLimits, Store,
 };
 use crate::protocol::printable;
 
@@ -56,11 +56,7 @@ pub fn fetch_program_folder(
     limits: &FetchLimits,
     checksums: &BTreeMap<String, String>,
 ) -> Result<FetchedFolder, FetchError> {
-    let relative = store_relative_path(location, file)?;
-    let program = relative
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .ok_or_else(|| FetchError::UnsafeName(file.to_string()))?;
+    let (relative, program) = program_path(location, file)?;
     let folder = relative
         .parent()
         .map(|parent| parent.to_string_lossy().into_owned())

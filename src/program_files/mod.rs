@@ -128,11 +128,7 @@ pub fn fetch_program(
     limits: &FetchLimits,
     checksums: &BTreeMap<String, String>,
 ) -> Result<PathBuf, FetchError> {
-    let relative = store_relative_path(location, file)?;
-    let file_name = relative
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .ok_or_else(|| FetchError::UnsafeName(file.to_string()))?;
+    let (relative, file_name) = program_path(location, file)?;
     let dest = dest_dir.join(&file_name);
     let temp = dest_dir.join(format!(".{file_name}.part"));
     let shown = relative.display().to_string();
@@ -170,6 +166,16 @@ pub fn is_safe_relative(name: &str, allow_empty: bool) -> bool {
     Path::new(name)
         .components()
         .all(|part| matches!(part, Component::Normal(_) | Component::CurDir))
+}
+
+/// The program's path relative to the store, and its file name.
+fn program_path(location: &str, file: &str) -> Result<(PathBuf, String), FetchError> {
+    let relative = store_relative_path(location, file)?;
+    let file_name = relative
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| FetchError::UnsafeName(file.to_string()))?;
+    Ok((relative, file_name))
 }
 
 fn store_relative_path(location: &str, file: &str) -> Result<PathBuf, FetchError> {
