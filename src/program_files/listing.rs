@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 
+pub(super) use crate::protocol::paths::percent_decode;
 use crate::protocol::printable;
 
 /// One child of a listed folder, its name decoded and checked.
@@ -191,29 +192,6 @@ fn without_userinfo(authority: &str) -> &str {
         Some(at) => &authority[at + 1..],
         None => authority,
     }
-}
-
-/// `%XX` to bytes; a `%` not followed by two hex digits stays as it is.
-pub(super) fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(high), Some(low)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
-                out.push(high * 16 + low);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
 }
 
 /// The `href` of every `<a>` tag, character references decoded.

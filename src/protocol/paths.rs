@@ -83,7 +83,7 @@ fn decoded_component_is_safe(component: &str, first: bool) -> bool {
         if !current.contains('%') {
             return true;
         }
-        let decoded = percent_decode(&current);
+        let decoded = percent_decode_text(&current);
         if decoded == current {
             return true;
         }
@@ -92,12 +92,12 @@ fn decoded_component_is_safe(component: &str, first: bool) -> bool {
         }
         current = decoded;
     }
-    !current.contains('%') || percent_decode(&current) == current
+    !current.contains('%') || percent_decode_text(&current) == current
 }
 
-/// Decode `%XX` sequences; malformed ones are kept as they are. Bytes that do not
-/// form UTF-8 become U+FFFD, which is harmless for the checks above.
-fn percent_decode(s: &str) -> String {
+/// `%XX` sequences to bytes; malformed ones are kept as they are. Shared with the
+/// program store's index pages.
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -112,7 +112,13 @@ fn percent_decode(s: &str) -> String {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+/// `percent_decode` as text: bytes that do not form UTF-8 become U+FFFD, which is
+/// harmless for the checks above.
+fn percent_decode_text(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode(s)).into_owned()
 }
 
 fn hex(b: u8) -> Option<u8> {
