@@ -207,9 +207,8 @@ def create_latency(runtime, runs):
                                  "stdout from hello.wasm")
         samples.append(first - start)
         runtime.wait_exited(module)
-    report("create_to_first_stdout_median", statistics.median(samples) * 1000, "ms",
-           f"median of {runs}: create request for hello.wasm published -> first stdout "
-           f"message received (min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})")
+    report_median("create_to_first_stdout_median", samples,
+                  "create request for hello.wasm published -> first stdout message received")
 
 
 def echo_latency(runtime, runs):
@@ -239,9 +238,8 @@ def echo_latency(runtime, runs):
         samples.append(answered - start)
     runtime.delete(module)
     runtime.wait_exited(module)
-    report("stdin_to_echo_median", statistics.median(samples) * 1000, "ms",
-           f"median of {runs}: line published on echo.wasm's stdin topic -> its echo "
-           f"received on stdout (min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})")
+    report_median("stdin_to_echo_median", samples,
+                  "line published on echo.wasm's stdin topic -> its echo received on stdout")
 
 
 def throughput(runtime, lines):
@@ -284,10 +282,9 @@ def stop_latency(runtime, runs):
         start = time.monotonic()
         runtime.delete(module)
         samples.append(runtime.wait_exited(module) - start)
-    report("delete_to_exited_spin_median", statistics.median(samples) * 1000, "ms",
-           f"median of {runs}: delete request for a spinning spin.wasm published -> its "
-           f"'exited' notice received (min {min(samples) * 1000:.1f}, "
-           f"max {max(samples) * 1000:.1f})")
+    report_median("delete_to_exited_spin_median", samples,
+                  "delete request for a spinning spin.wasm published -> its 'exited' notice "
+                  "received")
 
 
 def py_create_latency(runtime, runs):
@@ -303,9 +300,8 @@ def py_create_latency(runtime, runs):
             "stdout from python/hello")
         samples.append(first - start)
         runtime.wait_exited(module)
-    report("py_create_to_first_stdout_median", statistics.median(samples) * 1000, "ms",
-           f"median of {runs}: create request for python/hello published -> first stdout "
-           f"message received (min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})")
+    report_median("py_create_to_first_stdout_median", samples,
+                  "create request for python/hello published -> first stdout message received")
 
 
 def docker_run_latency(engine, image, folder, runs):
@@ -321,10 +317,9 @@ def docker_run_latency(engine, image, folder, runs):
         if process.wait(timeout=60) != 0 or not line:
             raise RuntimeError(f"'{' '.join(command)}' failed (status {process.returncode})")
         samples.append(first - start)
-    report("docker_run_first_stdout_median", statistics.median(samples) * 1000, "ms",
-           f"median of {runs}: bare '{engine} run --rm -v <python/hello>:/usr/src/app "
-           f"{image} /entrypoint.sh hello.py' spawned -> its first stdout line "
-           f"(min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})")
+    report_median("docker_run_first_stdout_median", samples,
+                  f"bare '{engine} run --rm -v <python/hello>:/usr/src/app {image} "
+                  "/entrypoint.sh hello.py' spawned -> its first stdout line")
 
 
 def py_throughput(runtime, lines):
@@ -407,6 +402,13 @@ def py_rss(runtime, pid, modules):
 
 def report(name, value, unit, how):
     print(f"{name} {value:.1f} {unit}  ({how})", flush=True)
+
+
+def report_median(name, samples, what):
+    """Median, min and max of `samples` (seconds), in milliseconds."""
+    ms = [sample * 1000 for sample in samples]
+    report(name, statistics.median(ms), "ms",
+           f"median of {len(ms)}: {what} (min {min(ms):.1f}, max {max(ms):.1f})")
 
 
 def main():
