@@ -10,6 +10,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::engine::{with_python, RUNNER_IMAGE};
@@ -21,15 +22,66 @@ use serde_json::{json, Value};
 
 const START: Duration = Duration::from_secs(60);
 
-/// Settings that make the runtime use podman. The ulimits are for hosts without
+/// Options every podman create of these tests gets. The ulimits are for hosts without
 /// CAP_SYS_RESOURCE (containers, CI sandboxes): podman 4.3 as root asks for
-/// nofile=1048576, which runc cannot set there ("error setting rlimit type 7").
-const PODMAN_APPSETTINGS: &str = "launcher:
+/// nofile=1048576, which the OCI runtime cannot set there ("error setting rlimit").
+const ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=4096:4096",
+];
+
+/// OCI runtimes to try, podman's default first. crun 1.8 refuses hosts whose cgroup v1
+/// hierarchies sit beside a v2 one with controllers ("cgroups in hybrid mode not
+/// supported"), as some VMs have; runc (installed with docker.io) runs there.
+const OCI_RUNTIMES: [&[&str]; 2] = [&[], &["--runtime", "runc"]];
+
+/// The extra options under which podman runs a container of the runner image here,
+/// probed once: the ulimits plus the first OCI runtime that works. `None` (with the
+/// reasons printed) when none does.
+fn podman_create_options() -> Option<&'static [String]> {
+    static OPTIONS: OnceLock<Option<Vec<String>>> = OnceLock::new();
+    OPTIONS
+        .get_or_init(|| {
+            for runtime in OCI_RUNTIMES {
+                let mut options: Vec<String> = ULIMITS.iter().map(|s| s.to_string()).collect();
+                options.extend(runtime.iter().map(|s| s.to_string()));
+                let out = Command::new("podman")
+                    .arg("run")
+                    .arg("--rm")
+                    .args(&options)
+                    .args([RUNNER_IMAGE, "python3", "-c", "print('up')"])
+                    .output();
+                match out {
+                    Ok(out) if out.status.success() && out.stdout == b"up\n" => {
+                        return Some(options)
+                    }
+                    Ok(out) => println!(
+                        "podman cannot run a container with {options:?}: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                    Err(err) => println!("podman cannot be run: {err}"),
+                }
+            }
+            None
+        })
+        .as_deref()
+}
+
+/// Settings that make the runtime use podman with the probed create options.
+fn podman_appsettings(create_options: &[String]) -> String {
+    let quoted: Vec<String> = create_options.iter().map(|o| format!("'{o}'")).collect();
+    format!(
+        "launcher:
   PY:
     docker:
-      extra_args: [--ulimit, 'nofile=1024:1024', --ulimit, 'nproc=4096:4096']
+      extra_args: [{}]
       stop_grace_sec: 1
-";
+",
+        quoted.join(", ")
+    )
+}
 
 /// Whether podman can run the tests here; prints why not, or fails when the test
 /// command promised podman (`SIDELOAD_REQUIRE_PODMAN=1`).
@@ -51,7 +103,7 @@ fn podman_usable() -> bool {
         return false;
     }
     if podman_has_image() {
-        return true;
+        return podman_runs_containers();
     }
     // Copy the runner image from docker's storage, as the README says.
     let copied = Command::new("sh")
@@ -64,9 +116,17 @@ fn podman_usable() -> bool {
         .status()
         .is_ok_and(|status| status.success());
     if copied && podman_has_image() {
-        return true;
+        return podman_runs_containers();
     }
     println!("SKIPPED: podman has no image '{RUNNER_IMAGE}' and none could be loaded from docker");
+    false
+}
+
+fn podman_runs_containers() -> bool {
+    if podman_create_options().is_some() {
+        return true;
+    }
+    println!("SKIPPED: podman cannot run a container of '{RUNNER_IMAGE}' here");
     false
 }
 
@@ -115,7 +175,9 @@ fn podman_options() -> RuntimeOptions {
     let names = ["echo", "exit_code", "stderr_writer", "stubborn"];
     with_python(RuntimeOptions::default(), &names)
         .env("SIDELOAD__LAUNCHER__PY__DOCKER__ENGINE", "podman")
-        .appsettings(PODMAN_APPSETTINGS)
+        .appsettings(&podman_appsettings(
+            podman_create_options().expect("probed by podman_ready"),
+        ))
 }
 
 fn args(argv: &[&str]) -> Value {
