@@ -290,9 +290,9 @@ fn walk_store_folder(root: &Path, folder: &str, fetch: &mut Fetch) -> Result<(),
             return Err(FetchError::LinkLeavesStore(fetch.shown_folder("")))
         }
         Ok(path) if path.is_dir() => path,
-        Ok(_) => return Err(FetchError::NotFound(fetch.shown_folder(""))),
+        Ok(_) => return Err(FetchError::FolderNotFound(fetch.shown_folder(""))),
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(FetchError::NotFound(fetch.shown_folder("")))
+            return Err(FetchError::FolderNotFound(fetch.shown_folder("")))
         }
         Err(source) => {
             return Err(FetchError::Read {
@@ -603,7 +603,7 @@ mod tests {
         let (_, result) = fetch_file_store(store.path(), "nope/main.py", &limits(), &no_sums());
         assert_eq!(
             result.unwrap_err().to_string(),
-            "program file 'nope/' not found in the store"
+            "program folder 'nope/' not found in the store"
         );
     }
 

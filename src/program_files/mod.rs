@@ -73,6 +73,8 @@ pub enum FetchError {
     StoreMissing(String),
     #[error("program file '{0}' not found in the store")]
     NotFound(String),
+    #[error("program folder '{0}' not found in the store")]
+    FolderNotFound(String),
     #[error("program file '{0}' is not a regular file")]
     NotRegularFile(String),
     #[error("program file '{file}' is {size}, over the limit of {limit}")]
