@@ -62,12 +62,17 @@ impl StopFlag {
     }
 }
 
+/// Limits longer than this (a century) mean no limit: adding them to the clock could
+/// overflow it.
+const LONGEST_TIME_LIMIT: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// How long the module may run (the request's `limit`), if it gave a usable one.
 pub(crate) fn module_time_limit(request: &ModuleRequest) -> Option<std::time::Duration> {
     let seconds = request.limit_sec?;
     match std::time::Duration::try_from_secs_f64(seconds) {
-        Ok(limit) => Some(limit),
-        Err(_) => {
+        Ok(limit) if limit <= LONGEST_TIME_LIMIT => Some(limit),
+        _ => {
             log::warn!(
                 "module '{}' has an unusable time limit '{seconds}', running without one",
                 request.uuid

@@ -639,6 +639,20 @@ struct Launch {
     _state: tempfile::TempDir,
 }
 
+#[test]
+fn a_time_limit_too_far_to_reach_means_no_limit_instead_of_a_clock_overflow() {
+    let mut far = request("hello.wasm");
+    far.limit_sec = Some(1e19);
+    assert_eq!(crate::launcher::module_time_limit(&far), None);
+
+    let mut near = request("hello.wasm");
+    near.limit_sec = Some(1.5);
+    assert_eq!(
+        crate::launcher::module_time_limit(&near),
+        Some(Duration::from_millis(1500))
+    );
+}
+
 fn request(file: &str) -> ModuleRequest {
     ModuleRequest {
         uuid: "4f2c7a1e-0000-4000-8000-000000000001".into(),
