@@ -10,7 +10,7 @@ mod chores;
 pub mod cli;
 mod module;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -58,8 +58,12 @@ struct Shared {
     options: ContainerOptions,
     /// Running containers, by module uuid, for the stats poll.
     running: Mutex<HashMap<String, Sampled>>,
-    /// Containers whose removal failed (engine down); retried by the chores thread.
+    /// Containers whose removal failed (engine down), by id where known; retried by
+    /// the chores thread.
     leftovers: Mutex<BTreeSet<String>>,
+    /// Names of the containers this run created and its module threads have not
+    /// removed yet: a sweep of a crashed run's containers never touches them.
+    ours: Mutex<HashSet<String>>,
     /// Written while sweeping containers of a crashed run, read by every create, so
     /// that a sweep never removes a container this run created. `true` while a sweep
     /// is still owed (the engine could not be asked yet).
@@ -90,6 +94,7 @@ impl ContainerLauncher {
             options,
             running: Mutex::new(HashMap::new()),
             leftovers: Mutex::new(BTreeSet::new()),
+            ours: Mutex::new(HashSet::new()),
             sweep: RwLock::new(true),
             closing: AtomicBool::new(false),
         });
@@ -226,6 +231,9 @@ impl Shared {
         };
         let mut removed = 0;
         for container in found {
+            if lock(&self.ours).contains(&container.name) {
+                continue;
+            }
             let module = container.module.as_deref().unwrap_or("unknown");
             log::warn!(
                 "removing container '{}' of module '{module}' left by an earlier run ({})",
@@ -235,13 +243,33 @@ impl Shared {
             match self.engine.remove(&container.id) {
                 Ok(()) => removed += 1,
                 Err(err) => {
-                    log::warn!("cannot remove container '{}': {err}", container.name);
-                    return removed;
+                    // By id: a later container of the same name must never go instead.
+                    log::warn!(
+                        "cannot remove container '{}' now, will retry: {err}",
+                        container.name
+                    );
+                    lock(&self.leftovers).insert(container.id);
                 }
             }
         }
         *owed = false;
         removed
+    }
+
+    /// Note a container this run just created (under the sweep's read lock, so that
+    /// no sweep runs in between): sweeps leave it alone, and a removal of an earlier
+    /// container of the same name that failed is not retried any more, as it would
+    /// remove this one.
+    fn claim(&self, container: &str) {
+        lock(&self.ours).insert(container.to_string());
+        lock(&self.leftovers).remove(container);
+    }
+
+    /// Remove a container this run created, by `id` (its name once the module is
+    /// over may be another container's), and forget it.
+    fn remove_ours(&self, container: &str, id: &str) {
+        lock(&self.ours).remove(container);
+        self.remove_container(if id.is_empty() { container } else { id });
     }
 }
 

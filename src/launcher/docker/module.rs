@@ -51,7 +51,7 @@ pub(super) fn run(shared: &Arc<Shared>, context: LaunchContext) {
         |started| run_module(shared, context, started),
         || {
             lock(&shared.running).remove(&uuid);
-            shared.remove_container(&container_name(&uuid));
+            shared.remove_ours(&container_name(&uuid), "");
         },
     );
 }
@@ -108,15 +108,21 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
         return fail("the runtime is shutting down".into());
     }
     let created = create(shared, &spec);
-    drop(no_sweep_meanwhile);
-    if let Err(err) = created {
-        // A create that timed out may still have made the container.
-        if matches!(err, EngineError::TimedOut { .. }) {
-            shared.remove_container(&container);
-        }
-        drop(work);
-        return fail(err.to_string());
+    if created.is_ok() {
+        shared.claim(&container);
     }
+    drop(no_sweep_meanwhile);
+    let id = match created {
+        Ok(id) => id,
+        Err(err) => {
+            // A create that timed out may still have made the container.
+            if matches!(err, EngineError::TimedOut { .. }) {
+                shared.remove_container(&container);
+            }
+            drop(work);
+            return fail(err.to_string());
+        }
+    };
 
     let module = RunningModule {
         shared,
@@ -127,7 +133,7 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
     };
     let ending = module.start_and_wait(&output, stdin, &events, started);
     lock(&shared.running).remove(&uuid);
-    shared.remove_container(&container);
+    shared.remove_ours(&container, &id);
     drop(work);
 
     match ending {
@@ -209,7 +215,8 @@ fn container_spec(
 /// Create the container (the caller keeps sweeps and shutdown away meanwhile, which
 /// must never miss it). A container of the same name left by a failed removal is
 /// removed and the create tried once more.
-fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
+/// Returns the container's id.
+fn create(shared: &Shared, spec: &ContainerSpec) -> Result<String, EngineError> {
     match shared.engine.create(spec) {
         Err(EngineError::Failed { message, .. })
             if message.contains("already in use") && is_ours(shared, &spec.name) =>
@@ -219,9 +226,9 @@ fn create(shared: &Shared, spec: &ContainerSpec) -> Result<(), EngineError> {
                 spec.name
             );
             shared.remove_container(&spec.name);
-            shared.engine.create(spec).map(|_| ())
+            shared.engine.create(spec)
         }
-        other => other.map(|_| ()),
+        other => other,
     }
 }
 

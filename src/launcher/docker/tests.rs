@@ -23,7 +23,8 @@ use crate::protocol::{FileType, ModuleRequest};
 /// The fake engine. `$d` is its folder; `c.NAME` holds a container's `{{json .State}}`,
 /// `l.NAME` its labels; a file `down` makes every command fail as a stopped daemon
 /// does; `on-start` is the shell snippet the attached start runs (with `$n` the
-/// container); a file `create-hold` makes `create` wait for `create-go`.
+/// container); a file `create-hold` makes `create` wait for `create-go`; files
+/// `ps-fails` and `rm-fails` make only those commands fail.
 const FAKE_ENGINE: &str = r#"#!/bin/sh
 d=$(dirname "$0")
 if [ -e "$d/down" ]; then
@@ -90,11 +91,16 @@ stop) # stop --time SECONDS -- NAME
   if is_running "$n"; then set_state "$n" exited 143; fi
   echo "$n" ;;
 rm) # rm --force --volumes -- NAME_OR_ID
+  if [ -e "$d/rm-fails" ]; then
+    echo "Error response from daemon: driver failed to remove root filesystem: device or resource busy" >&2
+    exit 1
+  fi
   n=${4#id-}
   [ -e "$d/c.$n" ] || no_such "$4"
   rm -f "$d/c.$n" "$d/l.$n"
   echo "$4" ;;
 ps) # ps --all --no-trunc --filter label=KEY=VALUE --format {{json .}}
+  if [ -e "$d/ps-fails" ]; then echo "Error response from daemon: context deadline exceeded" >&2; exit 1; fi
   want=${4#label=}
   for f in "$d"/l.*; do
     [ -e "$f" ] || continue
@@ -514,8 +520,9 @@ fn stale_container_of_the_same_name_is_removed_and_the_create_tried_again() {
         ["create", "rm", "create", "start", "rm"],
         "{calls:#?}"
     );
-    let removal = format!("rm --force --volumes -- {}", module.container);
-    assert_eq!(rig.fake.calls_of("rm"), [removal.clone(), removal]);
+    let stale = format!("rm --force --volumes -- {}", module.container);
+    let own = format!("rm --force --volumes -- id-{}", module.container);
+    assert_eq!(rig.fake.calls_of("rm"), [stale, own]);
     assert!(!rig.fake.has_container(&module.container));
     assert_gone(&module.work_dir);
 }
@@ -542,7 +549,7 @@ fn start_that_fails_before_running_is_failed_with_the_engines_words_and_no_stder
         assert_eq!(rig.published(&module.stdout_topic()), "");
         assert_eq!(
             rig.fake.calls_of("rm"),
-            [format!("rm --force --volumes -- {}", module.container)]
+            [format!("rm --force --volumes -- id-{}", module.container)]
         );
         assert!(!rig.fake.has_container(&module.container));
         assert_gone(&module.work_dir);
@@ -662,7 +669,7 @@ fn module_deleted_while_its_container_is_created_fails_and_the_container_is_remo
     assert!(rig
         .fake
         .calls_of("rm")
-        .contains(&format!("rm --force --volumes -- {}", module.container)));
+        .contains(&format!("rm --force --volumes -- id-{}", module.container)));
     assert!(!rig.fake.has_container(&module.container));
     assert_gone(&module.work_dir);
 }
@@ -694,7 +701,8 @@ fn engine_lost_mid_run_ends_the_module_and_its_removal_is_retried_once_back() {
     module.join();
     assert_eq!(rig.published(&module.stdout_topic()), "working\n");
     assert_gone(&module.work_dir);
-    let removal = format!("rm --force --volumes -- {}", module.container);
+    // By id: once the module is over, its name may be a new container's.
+    let removal = format!("rm --force --volumes -- id-{}", module.container);
     assert!(rig.fake.calls().contains(&format!("DOWN {removal}")));
     assert!(rig.fake.has_container(&module.container));
 
@@ -751,6 +759,51 @@ fn sweep_with_the_engine_down_stays_owed_and_runs_before_the_next_create() {
     assert!(ps < create, "{:#?}", rig.fake.calls());
     assert!(!rig.fake.has_container("sideload-old-1"));
     assert!(!rig.fake.has_container("sideload-old-2"));
+}
+
+#[test]
+fn a_sweep_still_owed_after_a_failed_look_never_removes_this_runs_containers() {
+    let mut rig = Rig::new(on_start::RUN_UNTIL_STOPPED, NO_CHORES);
+    rig.fake.leave_container("sideload-old-1", RUNTIME_UUID);
+    rig.fake.touch("ps-fails");
+    let mut module = rig.launch();
+    assert_eq!(module.next_event(), module.started());
+
+    fs::remove_file(rig.fake.path("ps-fails")).expect("ps answers again");
+    assert_eq!(
+        rig.launcher.sweep_orphans(),
+        1,
+        "only the crashed run's container"
+    );
+
+    assert!(!rig.fake.has_container("sideload-old-1"));
+    assert!(rig.fake.has_container(&module.container));
+    assert_eq!(rig.published(&module.stdout_topic()), "ready\n");
+    module.delete(&rig.launcher);
+    assert!(matches!(module.next_event(), ModuleEvent::Exited { .. }));
+    module.join();
+}
+
+#[test]
+fn an_orphan_that_cannot_be_removed_is_retried_by_id_without_sweeping_again() {
+    let rig = Rig::new(on_start::HELLO, Duration::from_millis(100));
+    rig.fake.leave_container("sideload-old-1", RUNTIME_UUID);
+    rig.fake.touch("rm-fails");
+
+    assert_eq!(rig.launcher.sweep_orphans(), 0);
+    assert!(rig.fake.has_container("sideload-old-1"));
+    assert_eq!(rig.launcher.sweep_orphans(), 0, "the sweep is done");
+    assert_eq!(rig.fake.calls_of("ps").len(), 1);
+
+    fs::remove_file(rig.fake.path("rm-fails")).expect("rm works again");
+    rig.fake.wait_for("the retried removal", |fake| {
+        !fake.has_container("sideload-old-1")
+    });
+    assert_eq!(rig.fake.calls_of("ps").len(), 1, "no second sweep");
+    assert!(rig
+        .fake
+        .calls()
+        .contains(&"rm --force --volumes -- id-sideload-old-1".to_string()));
 }
 
 #[test]
