@@ -5,7 +5,7 @@
 //! Not for: measuring anything (launchers sample their own modules) or building
 //! keepalive messages (`protocol` does that).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Live counters of one module. All totals since start, except `mem_bytes`.
@@ -24,6 +24,12 @@ pub struct ModuleStats {
     pub blk_write_bytes: AtomicU64,
     /// WebAssembly fuel burnt so far (0 for other launchers).
     pub fuel_consumed: AtomicU64,
+    /// Set when a poller (the container engine's `stats`) fills these counters now and
+    /// then, instead of the module's own thread keeping them live.
+    pub polled: AtomicBool,
+    /// How many polls answered for this module so far: counters that did not move
+    /// between two looks with the same count are no news, not an idle module.
+    pub polls: AtomicU64,
 }
 
 impl ModuleStats {

@@ -50,6 +50,8 @@ pub struct Sample {
     pub net_bytes: u64,
     /// Block bytes read plus written.
     pub blk_bytes: u64,
+    /// For counters a poller fills, how many polls answered so far.
+    pub polls: Option<u64>,
 }
 
 impl Sample {
@@ -64,6 +66,10 @@ impl Sample {
                 .blk_read_bytes
                 .load(Relaxed)
                 .saturating_add(stats.blk_write_bytes.load(Relaxed)),
+            polls: stats
+                .polled
+                .load(Relaxed)
+                .then(|| stats.polls.load(Relaxed)),
         }
     }
 
@@ -78,8 +84,9 @@ impl Sample {
 /// What one check concluded about a module.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict {
-    /// No interval to judge: the first check, counters that went backwards, or no time
-    /// passed since the previous check.
+    /// No interval to judge: the first check, counters that went backwards, no time
+    /// passed since the previous check, or no poll answered since then (a failing or
+    /// slow engine is no proof of idleness; the next answer covers the whole span).
     Baseline,
     /// Above a threshold over the interval: idle time is back to zero.
     Active,
@@ -113,7 +120,7 @@ impl IdleTracker {
             return Verdict::Baseline;
         };
         let wall = now.saturating_duration_since(last_at);
-        if wall.is_zero() {
+        if wall.is_zero() || (sample.polls.is_some() && sample.polls == last.polls) {
             return Verdict::Baseline;
         }
         self.last = Some((sample, now));
@@ -168,6 +175,15 @@ mod tests {
             cpu_time_ns,
             net_bytes,
             blk_bytes,
+            polls: None,
+        }
+    }
+
+    /// Counters a poller filled, after `polls` answers.
+    fn polled(polls: u64, cpu_time_ns: u64) -> Sample {
+        Sample {
+            polls: Some(polls),
+            ..sample(cpu_time_ns, 0, 0)
         }
     }
 
@@ -346,6 +362,42 @@ mod tests {
             tracker.observe(Sample::default(), start - SEC),
             Verdict::Baseline
         );
+    }
+
+    #[test]
+    fn polled_counters_that_no_poll_answered_since_the_last_check_are_no_proof_of_idleness() {
+        let start = Instant::now();
+        let mut tracker = IdleTracker::new(settings());
+        assert_eq!(tracker.observe(polled(1, 0), start), Verdict::Baseline);
+
+        // The engine's stats stopped answering: the counters stand still for longer
+        // than the timeout, and the module is not deleted.
+        for i in 1..=5 {
+            assert_eq!(
+                tracker.observe(polled(1, 0), start + i * SEC),
+                Verdict::Baseline
+            );
+        }
+
+        // The next answer covers the whole span since the last one: 3 s of CPU over 6 s.
+        let busy = 3 * SEC.as_nanos() as u64;
+        assert_eq!(
+            tracker.observe(polled(2, busy), start + 6 * SEC),
+            Verdict::Active
+        );
+        assert_eq!(
+            tracker.observe(polled(3, busy), start + 7 * SEC),
+            Verdict::Idle(SEC)
+        );
+    }
+
+    #[test]
+    fn a_polled_module_reads_its_poll_count() {
+        let stats = ModuleStats::default();
+        assert_eq!(Sample::read(&stats).polls, None, "live counters");
+        stats.polled.store(true, Relaxed);
+        stats.polls.store(4, Relaxed);
+        assert_eq!(Sample::read(&stats).polls, Some(4));
     }
 
     #[test]

@@ -75,6 +75,7 @@ fn sample_stats(shared: &Shared) {
             stats.net_rx_pkts.store(rx, Relaxed);
             stats.net_tx_pkts.store(tx, Relaxed);
         }
+        stats.polls.fetch_add(1, Relaxed);
     }
 }
 

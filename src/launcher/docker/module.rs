@@ -309,6 +309,7 @@ impl RunningModule<'_> {
 
         held.release(&output.stderr());
         started.store(true, Ordering::SeqCst);
+        self.stats.polled.store(true, Ordering::Relaxed);
         lock(&self.shared.running).insert(
             self.request.uuid.clone(),
             Sampled {

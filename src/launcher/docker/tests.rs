@@ -822,6 +822,8 @@ fn one_stats_call_fills_the_running_modules_stats() {
     assert_eq!(stats.blk_read_bytes.load(Relaxed), 4_000);
     assert_eq!(stats.blk_write_bytes.load(Relaxed), 8_000);
     assert!(stats.cpu_time_ns.load(Relaxed) > 0);
+    assert!(stats.polled.load(Relaxed), "counters filled by polls");
+    assert!(stats.polls.load(Relaxed) >= 1);
     let stats_call = format!(
         "stats --no-stream --format {{{{json .}}}} -- {}",
         module.container
