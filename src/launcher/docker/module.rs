@@ -292,7 +292,15 @@ impl RunningModule<'_> {
         };
         let held = Arc::new(HeldStderr::default());
         let pipes = Pipes::attach(&mut child, output, stdin, &held);
-        let (done, attach) = wait_in_background(child);
+        let (done, attach) = match wait_in_background(child) {
+            Ok(waiting) => waiting,
+            Err(err) => {
+                pipes.finish();
+                return Ending::NeverStarted(format!(
+                    "cannot start a thread to wait for it: {err}"
+                ));
+            }
+        };
 
         let (state, status) = self.wait_for_start(&done);
         let engine_said_why = state.as_ref().is_some_and(|state| !state.error.is_empty());
@@ -478,8 +486,10 @@ fn start_failure(
 }
 
 /// The start command's exit status arrives on the returned channel; the killer ends
-/// it when it hangs.
-fn wait_in_background(mut child: Child) -> (Receiver<io::Result<ExitStatus>>, AttachKiller) {
+/// it when it hangs. When no thread can be had, the start command is killed and reaped.
+fn wait_in_background(
+    mut child: Child,
+) -> io::Result<(Receiver<io::Result<ExitStatus>>, AttachKiller)> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     let killer = AttachKiller {
         pid: child.id(),
@@ -498,8 +508,17 @@ fn wait_in_background(mut child: Child) -> (Receiver<io::Result<ExitStatus>>, At
         });
     if let Err(err) = spawned {
         log::error!("cannot start a thread to wait for a container: {err}");
+        // The child went with the closure, unwaited: end and reap it by its pid.
+        if let Ok(pid) = libc::pid_t::try_from(killer.pid) {
+            // SAFETY: plain system calls on our own child, which nothing has reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        return Err(err);
     }
-    (rx, killer)
+    Ok((rx, killer))
 }
 
 /// Kills the engine's start command, never after it was reaped (its pid could then
