@@ -47,6 +47,12 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 
 engine_up() { docker info >/dev/null 2>&1; }
 image_present() { docker image inspect "$image" >/dev/null 2>&1; }
+# Whether the image's /entrypoint.sh is this checkout's (an image built before a change
+# to it would test the old one).
+image_current() {
+    docker run --rm --network none "$image" cat /entrypoint.sh 2>/dev/null |
+        cmp -s - "$root/containers/python-runner/entrypoint.sh"
+}
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 ensure_packages() {
@@ -139,13 +145,18 @@ check_image() {
 }
 
 build_image() {
-    "$root/containers/build-offline-image.sh" --tag "$image"
+    "$root/containers/build-offline-image.sh" --tag "$image" "$@"
 }
 
 start_image_build() {
+    local force=()
     if image_present; then
-        say "image '$image' is present"
-        return
+        if image_current; then
+            say "image '$image' is present"
+            return
+        fi
+        say "image '$image' has another /entrypoint.sh than containers/python-runner/; rebuilding it"
+        force=(--force)
     fi
     ensure_packages debootstrap
     if [[ "${1:-}" == background ]]; then
@@ -157,13 +168,13 @@ start_image_build() {
         say "building image '$image' in the background (log: $build_log)"
         (
             status=0
-            build_image >"$build_log" 2>&1 || status=$?
+            build_image "${force[@]}" >"$build_log" 2>&1 || status=$?
             echo "$status" >"$build_status_file"
         ) </dev/null >/dev/null 2>&1 &
         echo $! >"$build_pid_file"
     else
         say "building image '$image'"
-        build_image
+        build_image "${force[@]}"
     fi
 }
 
@@ -184,7 +195,7 @@ wait_image() {
         rm -f "$build_status_file" "$build_pid_file"
         [[ "$status" == 0 ]] || die "the image build failed with status $status (its output is above)"
     fi
-    if ! image_present; then
+    if ! image_present || ! image_current; then
         engine_up || die "the docker engine is not up (scripts/engine.sh start)"
         start_image_build
     fi

@@ -5,9 +5,11 @@
 # the image's WORKDIR, /usr/src/app, when started by hand). It stays in that folder
 # rather than `cd /usr/src/app`, so a different workdir setting works too.
 # Installs requirements.txt when the folder has one (pip's output on stderr: stdout
-# belongs to the program), then replaces itself with `python3 -u`: Python is the
-# container's main process, gets the engine's signals itself, and does not buffer
-# stdout or stderr.
+# belongs to the program), then replaces itself with `python3 -u -B`: Python is the
+# container's main process, gets the engine's signals itself, does not buffer stdout or
+# stderr, and writes no `__pycache__` folders into the mounted program folder (files
+# the container's root leaves there could not be removed by a runtime that is not
+# root, and the folder goes with the module anyway).
 set -eu
 
 if [ -f requirements.txt ]; then
@@ -23,4 +25,4 @@ if [ -f requirements.txt ]; then
         python3 -m pip install --no-cache-dir --disable-pip-version-check -r requirements.txt >&2
 fi
 
-exec python3 -u "$@"
+exec python3 -u -B "$@"
