@@ -47,7 +47,8 @@ const MQTT_AUTH_FILE: &str = ".arena_mqtt_auth";
 /// into `dest_dir`, which must exist. The program file `file`'s base name must be
 /// among the files; `checksums` (names relative to the program's folder, lowercase
 /// hex sha256) must all match, and so must every `SHA256SUMS` list in the folder.
-/// On error nothing of the folder is left in `dest_dir`.
+/// `abandon` is asked before every file and folder: once it says yes, the fetch
+/// stops. On error nothing of the folder is left in `dest_dir`.
 pub fn fetch_program_folder(
     store: &Store,
     location: &str,
@@ -55,6 +56,7 @@ pub fn fetch_program_folder(
     dest_dir: &Path,
     limits: &FetchLimits,
     checksums: &BTreeMap<String, String>,
+    abandon: &dyn Fn() -> bool,
 ) -> Result<FetchedFolder, FetchError> {
     let (relative, program) = program_path(location, file)?;
     let folder = relative
@@ -66,6 +68,7 @@ pub fn fetch_program_folder(
     fs::create_dir(&staging).map_err(|source| write_error(dest_dir, source))?;
     let mut fetch = Fetch {
         limits,
+        abandon,
         staging: &staging,
         prefix: folder.clone(),
         entries: 0,
@@ -127,6 +130,8 @@ pub fn write_mqtt_auth(
 /// One folder fetch in progress: what is staged so far, against the bounds.
 struct Fetch<'a> {
     limits: &'a FetchLimits,
+    /// Whether to stop before the next file or folder (the module was deleted).
+    abandon: &'a dyn Fn() -> bool,
     staging: &'a Path,
     /// The program's folder relative to the store, for messages.
     prefix: String,
@@ -157,6 +162,9 @@ impl Fetch<'_> {
     }
 
     fn count_entry(&mut self) -> Result<(), FetchError> {
+        if (self.abandon)() {
+            return Err(FetchError::Abandoned(self.shown_folder("")));
+        }
         self.entries += 1;
         if self.entries > self.limits.max_files {
             return Err(FetchError::TooManyFiles {
@@ -541,8 +549,40 @@ mod tests {
     ) -> (tempfile::TempDir, Result<FetchedFolder, FetchError>) {
         let dest = tempfile::tempdir().unwrap();
         let store = Store::File(store.to_path_buf());
-        let result = fetch_program_folder(&store, "", file, dest.path(), limits, sums);
+        let result = fetch_program_folder(&store, "", file, dest.path(), limits, sums, &never);
         (dest, result)
+    }
+
+    fn never() -> bool {
+        false
+    }
+
+    #[test]
+    fn a_fetch_stops_before_the_next_file_once_abandoned_and_leaves_nothing() {
+        let store = store();
+        let dest = tempfile::tempdir().unwrap();
+        let looks = std::cell::Cell::new(0);
+        let after_two = || {
+            looks.set(looks.get() + 1);
+            looks.get() > 2
+        };
+
+        let result = fetch_program_folder(
+            &Store::File(store.path().to_path_buf()),
+            "apps",
+            "prog.py",
+            dest.path(),
+            &limits(),
+            &no_sums(),
+            &after_two,
+        );
+
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "fetching program folder 'apps/' was given up: the module is being deleted"
+        );
+        assert_eq!(looks.get(), 3);
+        assert!(is_empty(dest.path()));
     }
 
     const FETCHED: [&str; 4] = [
@@ -563,6 +603,7 @@ mod tests {
             dest.path(),
             &limits(),
             &no_sums(),
+            &never,
         )
         .unwrap();
 
@@ -863,8 +904,15 @@ mod tests {
     ) -> (tempfile::TempDir, Result<FetchedFolder, FetchError>) {
         let dest = tempfile::tempdir().unwrap();
         let store = Store::Http(url.to_string());
-        let result =
-            fetch_program_folder(&store, "apps", "prog.py", dest.path(), limits, &no_sums());
+        let result = fetch_program_folder(
+            &store,
+            "apps",
+            "prog.py",
+            dest.path(),
+            limits,
+            &no_sums(),
+            &never,
+        );
         (dest, result)
     }
 

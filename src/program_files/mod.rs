@@ -75,6 +75,8 @@ pub enum FetchError {
     NotFound(String),
     #[error("program folder '{0}' not found in the store")]
     FolderNotFound(String),
+    #[error("fetching program folder '{0}' was given up: the module is being deleted")]
+    Abandoned(String),
     #[error("program file '{0}' is not a regular file")]
     NotRegularFile(String),
     #[error("program file '{file}' is {size}, over the limit of {limit}")]

@@ -87,8 +87,12 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
     };
     // The work folder goes before the event: once the supervisor hears of the end, a
     // create of the same uuid may make the folder afresh, which ours must not remove.
-    let program = match prepare_files(shared, &request, work.path()) {
+    let program = match prepare_files(shared, &request, work.path(), &stop) {
         Ok(program) => program,
+        Err(_) if stop.is_raised() => {
+            drop(work);
+            return fail("deleted before it started".into());
+        }
         Err(error) => {
             drop(work);
             return fail(error);
@@ -151,6 +155,7 @@ fn prepare_files(
     shared: &Shared,
     request: &ModuleRequest,
     work_dir: &Path,
+    stop: &StopFlag,
 ) -> Result<String, String> {
     let options = &shared.options;
     let fetched = program_files::fetch_program_folder(
@@ -160,6 +165,7 @@ fn prepare_files(
         work_dir,
         &options.fetch,
         &request.sha256,
+        &|| stop.is_raised(),
     )
     .map_err(|err| err.to_string())?;
     program_files::write_mqtt_auth(
