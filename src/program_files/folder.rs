@@ -557,25 +557,36 @@ mod tests {
         false
     }
 
+    /// `apps/prog.py`'s folder from the file store at `store`.
+    fn fetch_apps_prog(
+        store: &Path,
+        abandon: &dyn Fn() -> bool,
+    ) -> (tempfile::TempDir, Result<FetchedFolder, FetchError>) {
+        let dest = tempfile::tempdir().unwrap();
+        let store = Store::File(store.to_path_buf());
+        let limits = limits();
+        let result = fetch_program_folder(
+            &store,
+            "apps",
+            "prog.py",
+            dest.path(),
+            &limits,
+            &no_sums(),
+            abandon,
+        );
+        (dest, result)
+    }
+
     #[test]
     fn a_fetch_stops_before_the_next_file_once_abandoned_and_leaves_nothing() {
         let store = store();
-        let dest = tempfile::tempdir().unwrap();
         let looks = std::cell::Cell::new(0);
         let after_two = || {
             looks.set(looks.get() + 1);
             looks.get() > 2
         };
 
-        let result = fetch_program_folder(
-            &Store::File(store.path().to_path_buf()),
-            "apps",
-            "prog.py",
-            dest.path(),
-            &limits(),
-            &no_sums(),
-            &after_two,
-        );
+        let (dest, result) = fetch_apps_prog(store.path(), &after_two);
 
         assert_eq!(
             result.unwrap_err().to_string(),
@@ -595,17 +606,8 @@ mod tests {
     #[test]
     fn file_store_folder_lands_in_the_work_folder_with_its_layout() {
         let store = store();
-        let dest = tempfile::tempdir().unwrap();
-        let fetched = fetch_program_folder(
-            &Store::File(store.path().to_path_buf()),
-            "apps",
-            "prog.py",
-            dest.path(),
-            &limits(),
-            &no_sums(),
-            &never,
-        )
-        .unwrap();
+        let (dest, result) = fetch_apps_prog(store.path(), &never);
+        let fetched = result.unwrap();
 
         assert_eq!(files_in(dest.path()), FETCHED);
         assert_eq!(
