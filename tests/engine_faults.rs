@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::engine::{with_python, Janitor, PrivateEngine};
-use common::{error_text, start_registered_runtime, with_programs, Fixture, RuntimeOptions};
+use common::{error_text, start_registered_runtime, with_programs, Fixture, RuntimeOptions, WAIT};
 use serde_json::json;
 
 const START: Duration = Duration::from_secs(30);
@@ -129,7 +129,8 @@ fn daemon_down_is_a_clear_error_and_a_later_create_works_once_it_is_back() {
     let m = fx.create("py/echo/echo.py", no_args());
     fx.expect_ok(&m.object_id, START);
     fx.expect_stdout(&m.uuid, "ready\n", START);
-    fx.delete(&m.uuid);
+    let delete_id = fx.delete(&m.uuid);
+    fx.expect_ok(&delete_id, WAIT);
     fx.expect_exited(&m.uuid, START);
     let left = engine.containers_of_runtime(&fx.rt.uuid);
     assert!(left.is_empty(), "containers left: {left:?}");

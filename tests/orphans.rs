@@ -51,7 +51,10 @@ fn containers_of_a_killed_runtime_are_removed_at_its_next_start_and_others_are_n
         |log| log.contains(&format!("removing container '{container}'")),
         START,
     );
-    assert!(log.contains(&m.uuid), "the log names the module: {log}");
+    assert!(
+        log.contains(&format!("of module '{}'", m.uuid)),
+        "the log names the module: {log}"
+    );
     next.wait_for_log(
         "the sweep to finish",
         |_| !container_exists(&container),

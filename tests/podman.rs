@@ -57,11 +57,11 @@ fn podman_create_options() -> Option<&'static [String]> {
                     Ok(out) if out.status.success() && out.stdout == b"up\n" => {
                         return Some(options)
                     }
-                    Ok(out) => println!(
+                    Ok(out) => eprintln!(
                         "podman cannot run a container with {options:?}: {}",
                         String::from_utf8_lossy(&out.stderr).trim()
                     ),
-                    Err(err) => println!("podman cannot be run: {err}"),
+                    Err(err) => eprintln!("podman cannot be run: {err}"),
                 }
             }
             None
@@ -95,11 +95,11 @@ fn podman_ready() -> bool {
 
 fn podman_usable() -> bool {
     let Ok(out) = Command::new("podman").args(["--version"]).output() else {
-        println!("SKIPPED: podman is not installed");
+        eprintln!("SKIPPED: podman is not installed");
         return false;
     };
     if !out.status.success() {
-        println!("SKIPPED: 'podman --version' failed");
+        eprintln!("SKIPPED: 'podman --version' failed");
         return false;
     }
     if podman_has_image() {
@@ -118,7 +118,7 @@ fn podman_usable() -> bool {
     if copied && podman_has_image() {
         return podman_runs_containers();
     }
-    println!("SKIPPED: podman has no image '{RUNNER_IMAGE}' and none could be loaded from docker");
+    eprintln!("SKIPPED: podman has no image '{RUNNER_IMAGE}' and none could be loaded from docker");
     false
 }
 
@@ -126,7 +126,7 @@ fn podman_runs_containers() -> bool {
     if podman_create_options().is_some() {
         return true;
     }
-    println!("SKIPPED: podman cannot run a container of '{RUNNER_IMAGE}' here");
+    eprintln!("SKIPPED: podman cannot run a container of '{RUNNER_IMAGE}' here");
     false
 }
 

@@ -213,6 +213,8 @@ fn a_checksum_that_does_not_match_is_refused() {
         text.contains("echo.py") && text.contains("sha256"),
         "{text}"
     );
+    fx.assert_no_ok_so_far(&object_id);
     let files = fx.rt.leftover_module_files(Duration::from_secs(2));
     assert!(files.is_empty(), "files left: {files:?}");
+    assert_no_containers_left(&fx.rt.uuid);
 }

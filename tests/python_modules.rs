@@ -221,10 +221,9 @@ fn ten_python_modules_run_at_once_and_report_stats_in_keepalives() {
         assert!(child["network_tx_pkts"].as_u64().is_some(), "{child}");
     }
 
-    for m in &modules {
-        fx.delete(&m.uuid);
-    }
-    for m in &modules {
+    let deletes: Vec<String> = modules.iter().map(|m| fx.delete(&m.uuid)).collect();
+    for (m, delete_id) in modules.iter().zip(&deletes) {
+        fx.expect_ok(delete_id, WAIT);
         fx.expect_exited(&m.uuid, START);
     }
     assert_no_containers_left(&fx.rt.uuid);

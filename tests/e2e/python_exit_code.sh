@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A Python module that ends on its own with a non-zero status: its output arrives,
 # then the `exited` notice carries the exit code, and its container is removed.
+# Containers start slower than WebAssembly modules, more so on a loaded machine.
+E2E_TIMEOUT="${E2E_TIMEOUT:-30}"
 source "$(dirname "$0")/lib.sh"
 e2e_require_engine
 e2e_start

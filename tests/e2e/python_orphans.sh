@@ -3,6 +3,8 @@
 # SIGTERM runs; its container survives. Started again with the same uuid, the runtime
 # removes that container, names it in its log, and removes the crashed run's work
 # folder. A container without our labels is never touched.
+# Containers start slower than WebAssembly modules, more so on a loaded machine.
+E2E_TIMEOUT="${E2E_TIMEOUT:-30}"
 source "$(dirname "$0")/lib.sh"
 e2e_require_engine
 

@@ -583,7 +583,10 @@ fn container_gets_the_program_its_arguments_env_and_labels() {
     let rig = Rig::new(on_start::HELLO, NO_CHORES);
     let mut module = rig.launch();
     assert_eq!(module.next_event(), module.started());
-    module.next_event();
+    assert!(matches!(
+        module.next_event(),
+        ModuleEvent::Exited { code: Some(0), .. }
+    ));
     module.join();
 
     let create = rig.fake.calls_of("create").pop().expect("a create call");
@@ -751,7 +754,10 @@ fn sweep_with_the_engine_down_stays_owed_and_runs_before_the_next_create() {
     fs::remove_file(rig.fake.path("down")).expect("engine back");
     let mut module = rig.launch();
     assert_eq!(module.next_event(), module.started());
-    module.next_event();
+    assert!(matches!(
+        module.next_event(),
+        ModuleEvent::Exited { code: Some(0), .. }
+    ));
     module.join();
 
     let ps = rig.fake.first_call("ps ").expect("a ps call once back");
