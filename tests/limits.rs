@@ -31,6 +31,30 @@ fn max_nmodules_is_enforced_with_an_error_and_a_freed_slot_is_reused() {
 }
 
 #[test]
+fn every_create_refused_for_capacity_is_answered_even_past_the_bad_input_budget() {
+    let mut fx =
+        start_registered_runtime(with_programs().settings(json!({"runtime": {"max_nmodules": 1}})));
+    let first = fx.create("echo.wasm", json!({"argv": [], "env": []}));
+    fx.expect_ok(&first.object_id, WAIT);
+
+    // More than the burst of 20 answers that bad input gets.
+    let refused: Vec<common::Module> = (0..30)
+        .map(|_| fx.create("echo.wasm", json!({"argv": [], "env": []})))
+        .collect();
+
+    let log_topic = fx.rt.topics.log();
+    for m in &refused {
+        let err = fx.orch.expect(
+            "the refusal of a create over max_nmodules",
+            |t| t == log_topic,
+            |v| v["object_id"] == m.object_id.as_str(),
+            WAIT,
+        );
+        assert!(error_text(&err).contains("max_nmodules"), "{err}");
+    }
+}
+
+#[test]
 fn create_asking_for_an_api_not_offered_is_refused() {
     let mut fx = start_registered_runtime(with_programs());
     let m = common::Module {

@@ -328,8 +328,8 @@ impl Supervisor {
         }
     }
 
-    /// Answer bad input from the network (malformed messages, unknown modules, creates
-    /// the runtime cannot take) within the error budget: a flood of it gets a bounded
+    /// Answer bad input from the network (malformed messages, unknown modules) within
+    /// the error budget: a flood of it gets a bounded
     /// number of replies and log lines, then a counted summary.
     fn reply_bad_input(&mut self, object_id: Option<&str>, place: &str, desc: &str, data: &str) {
         match self.errors.take(Instant::now()) {
@@ -362,8 +362,11 @@ impl Supervisor {
             return;
         }
         if let Err(desc) = self.admit(&request) {
-            let place = format!("(create of module '{uuid}' ('{}'))", request.name);
-            self.reply_bad_input(Some(&object_id), &place, &desc, &uuid);
+            // Outside the bad input budget: the orchestrator waits for the answer to a
+            // well-formed create (it re-sends them all after a registration).
+            let name = crate::protocol::printable(&request.name);
+            warn!("create of module '{uuid}' ('{name}') refused: {desc}");
+            self.reply_error(Some(&object_id), &desc, &uuid);
             return;
         }
         let name = request.name.clone();
