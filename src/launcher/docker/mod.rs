@@ -10,7 +10,7 @@ mod chores;
 pub mod cli;
 mod module;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -61,9 +61,11 @@ struct Shared {
     /// Containers whose removal failed (engine down), by id where known; retried by
     /// the chores thread.
     leftovers: Mutex<BTreeSet<String>>,
-    /// Names of the containers this run created and its module threads have not
-    /// removed yet: a sweep of a crashed run's containers never touches them.
-    ours: Mutex<HashSet<String>>,
+    /// Ids of the containers this run created and its module threads have not removed
+    /// yet, by name: a sweep of a crashed run's containers never touches them, and
+    /// stops and removals go by id, so that they never reach a later container of
+    /// the same name.
+    ours: Mutex<HashMap<String, String>>,
     /// Written while sweeping containers of a crashed run, read by every create, so
     /// that a sweep never removes a container this run created. `true` while a sweep
     /// is still owed (the engine could not be asked yet).
@@ -94,7 +96,7 @@ impl ContainerLauncher {
             options,
             running: Mutex::new(HashMap::new()),
             leftovers: Mutex::new(BTreeSet::new()),
-            ours: Mutex::new(HashSet::new()),
+            ours: Mutex::new(HashMap::new()),
             sweep: RwLock::new(true),
             closing: AtomicBool::new(false),
         });
@@ -181,11 +183,16 @@ impl Shared {
     }
 
     /// SIGTERM, then SIGKILL after the grace period. The module thread removes the
-    /// container once it has ended.
+    /// container once it has ended. A container not created yet (or already
+    /// removed) has nothing to stop: its module thread sees the stop flag.
     fn stop_container(&self, container: &str) {
-        if let Err(err) = self.engine.stop(container, self.grace()) {
+        let Some(id) = lock(&self.ours).get(container).cloned() else {
+            log::debug!("container '{container}' is not there to stop");
+            return;
+        };
+        if let Err(err) = self.engine.stop(&id, self.grace()) {
             log::warn!("cannot stop container '{container}': {err}; removing it");
-            self.remove_container(container);
+            self.remove_container(&id);
         }
     }
 
@@ -202,9 +209,19 @@ impl Shared {
         }
     }
 
+    /// Retries failed removals. Creates wait meanwhile, so that a leftover known by
+    /// name only is never a container created since under the same name.
     fn remove_leftovers(&self) {
+        let _no_creates = self
+            .sweep
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let leftovers: Vec<String> = lock(&self.leftovers).iter().cloned().collect();
         for container in leftovers {
+            if lock(&self.ours).contains_key(&container) {
+                lock(&self.leftovers).remove(&container);
+                continue;
+            }
             if self.engine.remove(&container).is_ok() {
                 log::info!("removed container '{container}' left by a failed removal");
                 lock(&self.leftovers).remove(&container);
@@ -231,7 +248,7 @@ impl Shared {
         };
         let mut removed = 0;
         for container in found {
-            if lock(&self.ours).contains(&container.name) {
+            if lock(&self.ours).contains_key(&container.name) {
                 continue;
             }
             let module = container.module.as_deref().unwrap_or("unknown");
@@ -260,8 +277,9 @@ impl Shared {
     /// no sweep runs in between): sweeps leave it alone, and a removal of an earlier
     /// container of the same name that failed is not retried any more, as it would
     /// remove this one.
-    fn claim(&self, container: &str) {
-        lock(&self.ours).insert(container.to_string());
+    fn claim(&self, container: &str, id: &str) {
+        let id = if id.is_empty() { container } else { id };
+        lock(&self.ours).insert(container.to_string(), id.to_string());
         lock(&self.leftovers).remove(container);
     }
 

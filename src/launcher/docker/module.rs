@@ -112,8 +112,8 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
         return fail("the runtime is shutting down".into());
     }
     let created = create(shared, &spec);
-    if created.is_ok() {
-        shared.claim(&container);
+    if let Ok(id) = &created {
+        shared.claim(&container, id);
     }
     drop(no_sweep_meanwhile);
     let id = match created {

@@ -84,8 +84,8 @@ inspect) # inspect --type container --format {{json .State}} -- NAME
   n=$6
   [ -e "$d/c.$n" ] || { echo; no_such "$n"; }
   cat "$d/c.$n" ;;
-stop) # stop --time SECONDS -- NAME
-  n=$4
+stop) # stop --time SECONDS -- NAME_OR_ID
+  n=${4#id-}
   echo "Flag --time has been deprecated, use --timeout instead" >&2
   [ -e "$d/c.$n" ] || no_such "$n"
   if is_running "$n"; then set_state "$n" exited 143; fi
@@ -850,6 +850,12 @@ fn one_stats_call_fills_the_running_modules_stats() {
         }
     );
     module.join();
+    // By id: a stop that outlives its module must never reach a later container of
+    // the same name.
+    assert_eq!(
+        rig.fake.calls_of("stop"),
+        [format!("stop --time 1 -- id-{}", module.container)]
+    );
     assert!(!rig.fake.has_container(&module.container));
     assert_gone(&module.work_dir);
 }
