@@ -601,7 +601,6 @@ impl Supervisor {
         for create_id in &entry.take_pending_creates() {
             self.reply_error(Some(create_id), &desc, &entry.request.file);
         }
-        // A module that never ran did not exit: the error reply is all there is to say.
         self.finish(entry, Ending::NeverRan);
     }
 
@@ -636,11 +635,18 @@ impl Supervisor {
             self.outbox.control(ok);
         }
         let deleted = !delete_ids.is_empty();
-        match ending {
+        // A module that never ran did not exit, unless a delete was answered for it:
+        // the orchestrator then waits for the exit as after any delete.
+        let code = match ending {
             Ending::Exited(code) if !deleted || self.protocol.notifies_deleted_modules() => {
-                entry.output.close_with(self.protocol.exited(&module, code));
+                Some(code)
             }
-            _ => entry.output.close(),
+            Ending::NeverRan if deleted && self.protocol.notifies_deleted_modules() => Some(None),
+            _ => None,
+        };
+        match code {
+            Some(code) => entry.output.close_with(self.protocol.exited(&module, code)),
+            None => entry.output.close(),
         }
         self.session.unsubscribe(&entry.stdin_topic);
         // The thread's last act was to send the event that brought us here; join it
@@ -679,19 +685,22 @@ impl Supervisor {
                 Err(_) => break,
             }
         }
-        for launcher in self.launchers.values() {
-            launcher.shutdown();
-        }
+        // What did not end in time is reported before the launchers' clean-up, which
+        // can wait on a slow engine: the orchestrator hears of every module and of the
+        // runtime's end even when the runtime is killed during it.
         for uuid in self.registry.uuids() {
             if let Some(entry) = self.registry.remove(&uuid) {
                 self.abandon(entry);
             }
         }
-        // Empty now; a folder left behind would only puzzle whoever looks.
-        let _ = std::fs::remove_dir(&self.settings.work_root);
         if self.registration_required() {
             self.outbox.control(self.protocol.unregistration());
         }
+        for launcher in self.launchers.values() {
+            launcher.shutdown();
+        }
+        // Empty now; a folder left behind would only puzzle whoever looks.
+        let _ = std::fs::remove_dir(&self.settings.work_root);
         self.session.shutdown(SHUTDOWN_PUBLISH_GRACE);
         info!("runtime stopped");
     }

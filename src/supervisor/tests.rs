@@ -199,7 +199,7 @@ fn a_start_reported_after_a_delete_answers_the_create_ok_before_the_exit() {
 }
 
 #[test]
-fn a_failed_start_after_a_delete_answers_create_with_error_and_sends_no_exited() {
+fn a_failed_start_after_a_delete_answers_create_with_error_delete_with_ok_then_exited() {
     let mut fx = fixture();
     fx.supervisor.create("c1".into(), request("m1"));
     fx.supervisor.delete("d1".into(), "m1");
@@ -208,10 +208,23 @@ fn a_failed_start_after_a_delete_answers_create_with_error_and_sends_no_exited()
         error: "stopped".into(),
     });
 
+    // The orchestrator waits for an exit after every delete it had answered.
     assert_eq!(
         published(&mut fx.published),
-        [pair("c1", "error"), pair("d1", "ok")]
+        [pair("c1", "error"), pair("d1", "ok"), pair("m1", "exited")]
     );
+}
+
+#[test]
+fn a_failed_start_nobody_deleted_gets_only_the_create_error() {
+    let mut fx = fixture();
+    fx.supervisor.create("c1".into(), request("m1"));
+    fx.supervisor.on_module_event(ModuleEvent::Failed {
+        uuid: "m1".into(),
+        error: "image missing".into(),
+    });
+
+    assert_eq!(published(&mut fx.published), [pair("c1", "error")]);
 }
 
 #[test]
