@@ -75,6 +75,13 @@ pub(crate) fn module_request(
         .filter(|name| !name.is_empty())
         .unwrap_or(&uuid)
         .to_string();
+    // The name goes into log lines and container labels, one line each.
+    if name.chars().any(char::is_control) {
+        return Err(invalid(
+            "data.name",
+            format!("'{}' contains a control character", printable(&name)),
+        ));
+    }
     let file = program_file(data)?;
     let location = match optional_str(data, "location", "data.location")? {
         Some(location) if !location.is_empty() => safe_relative_path(location)?,
@@ -545,6 +552,19 @@ mod tests {
             parse(with("args", json!(5))),
             Err(ProtocolError::WrongType { field, .. }) if field == "data.args"
         ));
+    }
+
+    #[test]
+    fn a_name_with_a_control_character_is_refused_naming_the_field() {
+        let err = parse(with("name", json!("fake\n[ERROR] injected"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for 'data.name': 'fake\\n[ERROR] injected' contains a control character"
+        );
+        assert_eq!(
+            parse(with("name", json!("ok name"))).unwrap().name,
+            "ok name"
+        );
     }
 
     #[test]
