@@ -34,7 +34,7 @@ fn registers_with_expected_fields() {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    for api in ["wasm", "wasi", "stdio:in", "stdio:out"] {
+    for api in ["wasm", "wasi", "stdio:in", "stdio:out", "python:python3"] {
         assert!(apis.contains(&api), "api '{api}' not offered: {req}");
     }
 }

@@ -268,6 +268,7 @@ impl Default for RuntimeSettings {
                 "wasi".into(),
                 "stdio:in".into(),
                 "stdio:out".into(),
+                "python:python3".into(),
             ],
             state_dir: PathBuf::from(".state"),
         }
