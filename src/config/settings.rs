@@ -94,7 +94,10 @@ pub struct MqttSettings {
 pub struct RepositorySettings {
     /// `http://`, `https://` or `file://` base of the program store.
     pub url: String,
+    /// Connecting, each read and each request to the store.
     pub timeout_sec: f64,
+    /// All requests for one module's program files together.
+    pub total_timeout_sec: f64,
     pub max_file_bytes: u64,
     /// Most files one module's program folder may hold (sub-folders included).
     pub max_files: usize,
@@ -299,6 +302,7 @@ impl Default for RepositorySettings {
         RepositorySettings {
             url: "file://programs".into(),
             timeout_sec: 30.0,
+            total_timeout_sec: 300.0,
             max_file_bytes: 64 * 1024 * 1024,
             max_files: 1000,
             max_total_bytes: 256 * 1024 * 1024,

@@ -176,7 +176,11 @@ impl Settings {
         if let Err(problem) = parse_store(&self.repository.url, &self.config_dir) {
             return Err(c.invalid("repository.url", problem));
         }
-        c.positive(self.repository.timeout_sec, "repository.timeout_sec")
+        c.positive(self.repository.timeout_sec, "repository.timeout_sec")?;
+        c.positive(
+            self.repository.total_timeout_sec,
+            "repository.total_timeout_sec",
+        )
     }
 
     /// Sizes and counts: none may be 0, and each piece must fit what carries it.

@@ -18,10 +18,11 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::checksum::{self, SUMS_FILE};
+use super::http::{http_error, StoreClient};
 use super::listing::{self, Entry, FolderUrl};
 use super::{
-    copy_bounded, http_agent, http_error, http_get, human_size, open_regular, percent_encode_path,
-    program_path, too_large, CopyError, FetchError, FetchLimits, Store,
+    copy_bounded, human_size, open_regular, percent_encode_path, program_path, too_large,
+    CopyError, FetchError, FetchLimits, Store,
 };
 use crate::protocol::printable;
 
@@ -73,6 +74,7 @@ pub fn fetch_program_folder(
         prefix: folder.clone(),
         entries: 0,
         bytes: 0,
+        index_bytes: 0,
         sums: BTreeMap::new(),
     };
 
@@ -137,7 +139,10 @@ struct Fetch<'a> {
     prefix: String,
     /// Files and folders met so far.
     entries: usize,
+    /// Bytes of the files staged.
     bytes: u64,
+    /// Bytes of the directory index pages read; they count against the total too.
+    index_bytes: u64,
     /// Sums of the staged files, by path relative to the program's folder.
     sums: BTreeMap<String, String>,
 }
@@ -205,7 +210,22 @@ impl Fetch<'_> {
     }
 
     fn remaining(&self) -> u64 {
-        self.limits.max_total_bytes.saturating_sub(self.bytes)
+        self.limits
+            .max_total_bytes
+            .saturating_sub(self.bytes + self.index_bytes)
+    }
+
+    /// Whether a top-level entry is the credentials file's name, which the runtime
+    /// writes itself: such an entry is skipped, not fetched.
+    fn is_reserved(&self, dir: &str, name: &str) -> bool {
+        let reserved = dir.is_empty() && name == MQTT_AUTH_FILE;
+        if reserved {
+            log::warn!(
+                "skipping '{}' in the program store: the runtime writes the module's own",
+                self.shown(name)
+            );
+        }
+        reserved
     }
 
     fn total_too_large(&self) -> FetchError {
@@ -330,6 +350,9 @@ fn walk_store_folder(root: &Path, folder: &str, fetch: &mut Fetch) -> Result<(),
                     folder: fetch.shown_folder(&dir),
                     name: printable(&os_name.to_string_lossy()),
                 })?;
+            if fetch.is_reserved(&dir, name) {
+                continue;
+            }
             let relative = format!("{dir}{name}");
             let shown = fetch.shown(&relative);
             let read_error = |source| FetchError::Read {
@@ -367,7 +390,7 @@ fn walk_store_folder(root: &Path, folder: &str, fetch: &mut Fetch) -> Result<(),
 
 /// Downloads what the directory index at `base/folder/` lists, sub-folders too.
 fn crawl_index(base: &str, folder: &str, fetch: &mut Fetch) -> Result<(), FetchError> {
-    let agent = http_agent(fetch.limits);
+    let client = StoreClient::new(base, fetch.limits);
     let top = if folder.is_empty() {
         format!("{}/", base.trim_end_matches('/'))
     } else {
@@ -381,7 +404,7 @@ fn crawl_index(base: &str, folder: &str, fetch: &mut Fetch) -> Result<(), FetchE
     let mut pending = vec![(String::new(), 0)];
     while let Some((dir, depth)) = pending.pop() {
         let url = format!("{top}{}", percent_encode_path(&dir));
-        let page = read_index(&agent, &url)?;
+        let page = read_index(&client, &url, fetch)?;
         let entries = listing::entries(&page, &FolderUrl::parse(&url)).map_err(|name| {
             FetchError::UnsafeEntry {
                 folder: fetch.shown_folder(&dir),
@@ -390,6 +413,10 @@ fn crawl_index(base: &str, folder: &str, fetch: &mut Fetch) -> Result<(), FetchE
         })?;
 
         for entry in entries {
+            let (Entry::Folder(name) | Entry::File(name)) = &entry;
+            if fetch.is_reserved(&dir, name) {
+                continue;
+            }
             match entry {
                 Entry::Folder(name) => {
                     let sub = format!("{dir}{name}/");
@@ -400,12 +427,12 @@ fn crawl_index(base: &str, folder: &str, fetch: &mut Fetch) -> Result<(), FetchE
                     fetch.count_entry()?;
                     let relative = format!("{dir}{name}");
                     let file_url = format!("{top}{}", percent_encode_path(&relative));
-                    let body = http_get(&agent, &file_url)?;
+                    let body = client.get(&file_url)?;
                     if let Some(size) = body.content_length() {
                         fetch.check_size(&relative, size)?;
                     }
                     fetch.stage(&relative, body.into_reader(), |source| {
-                        http_error(&file_url, source.to_string())
+                        client.error(&file_url, source.to_string())
                     })?;
                 }
             }
@@ -414,8 +441,9 @@ fn crawl_index(base: &str, folder: &str, fetch: &mut Fetch) -> Result<(), FetchE
     Ok(())
 }
 
-/// The directory index page at `url`, at most `MAX_LISTING_BYTES`.
-fn read_index(agent: &ureq::Agent, url: &str) -> Result<String, FetchError> {
+/// The directory index page at `url`, at most `MAX_LISTING_BYTES` and what is left
+/// of the folder's total bound, which it counts against.
+fn read_index(client: &StoreClient, url: &str, fetch: &mut Fetch) -> Result<String, FetchError> {
     let too_long = || {
         http_error(
             url,
@@ -425,21 +453,27 @@ fn read_index(agent: &ureq::Agent, url: &str) -> Result<String, FetchError> {
             ),
         )
     };
-    let body = http_get(agent, url)?;
-    if body
-        .content_length()
-        .is_some_and(|size| size > MAX_LISTING_BYTES)
-    {
-        return Err(too_long());
+    let body = client.get(url)?;
+    let max = MAX_LISTING_BYTES.min(fetch.remaining());
+    let over = |size: u64| {
+        if size > MAX_LISTING_BYTES {
+            too_long()
+        } else {
+            fetch.total_too_large()
+        }
+    };
+    if let Some(size) = body.content_length().filter(|&size| size > max) {
+        return Err(over(size));
     }
     let mut page = Vec::new();
     body.into_reader()
-        .take(MAX_LISTING_BYTES + 1)
+        .take(max + 1)
         .read_to_end(&mut page)
-        .map_err(|err| http_error(url, err.to_string()))?;
-    if page.len() as u64 > MAX_LISTING_BYTES {
-        return Err(too_long());
+        .map_err(|err| client.error(url, err.to_string()))?;
+    if page.len() as u64 > max {
+        return Err(over(page.len() as u64));
     }
+    fetch.index_bytes += page.len() as u64;
     Ok(String::from_utf8_lossy(&page).into_owned())
 }
 
@@ -493,6 +527,7 @@ mod tests {
     fn limits() -> FetchLimits {
         FetchLimits {
             timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(60),
             max_file_bytes: 1024,
             max_files: 20,
             max_total_bytes: 4096,
@@ -1004,6 +1039,205 @@ mod tests {
         assert!(shown.contains("timeout"), "{shown}");
         assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
         assert!(is_empty(dest.path()));
+    }
+
+    /// Answers each request with `route(path)` (path still percent-encoded), one at a
+    /// time. Stops when dropped.
+    struct RoutedServer {
+        server: Arc<tiny_http::Server>,
+        thread: Option<thread::JoinHandle<()>>,
+        base: String,
+    }
+
+    impl RoutedServer {
+        fn start(
+            route: impl Fn(&str, &str) -> tiny_http::ResponseBox + Send + 'static,
+        ) -> RoutedServer {
+            let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+            let base = format!(
+                "http://127.0.0.1:{}",
+                server.server_addr().to_ip().unwrap().port()
+            );
+            let serving = Arc::clone(&server);
+            let own = base.clone();
+            let thread = thread::spawn(move || {
+                for request in serving.incoming_requests() {
+                    let response = route(&own, request.url());
+                    let _ = request.respond(response);
+                }
+            });
+            RoutedServer {
+                server,
+                thread: Some(thread),
+                base,
+            }
+        }
+    }
+
+    impl Drop for RoutedServer {
+        fn drop(&mut self) {
+            self.server.unblock();
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn page(hrefs: &[&str]) -> tiny_http::ResponseBox {
+        let links: String = hrefs
+            .iter()
+            .map(|href| format!("<a href=\"{href}\">{href}</a>\n"))
+            .collect();
+        tiny_http::Response::from_string(links).boxed()
+    }
+
+    fn redirect(location: &str) -> tiny_http::ResponseBox {
+        let header = tiny_http::Header::from_bytes("Location", location).unwrap();
+        tiny_http::Response::empty(302).with_header(header).boxed()
+    }
+
+    #[test]
+    fn redirects_are_followed_inside_the_store_only() {
+        let elsewhere = RoutedServer::start(|_, _| {
+            tiny_http::Response::from_string("secret of another server").boxed()
+        });
+        let target = format!("{}/internal/metadata", elsewhere.base);
+        let served = target.clone();
+        let store = RoutedServer::start(move |own, path| match path {
+            "/store/apps/" => page(&["prog.py", "moved.py", "lib/"]),
+            "/store/apps/prog.py" => tiny_http::Response::from_string("print(1)\n").boxed(),
+            "/store/apps/moved.py" => redirect("../v2/moved.py"),
+            "/store/v2/moved.py" => tiny_http::Response::from_string("X = 2\n").boxed(),
+            "/store/apps/lib/" => redirect(&format!("{own}/store/lib2/")),
+            "/store/lib2/" => page(&["util.py"]),
+            "/store/apps/lib/util.py" => redirect(&served),
+            _ => tiny_http::Response::from_string("no")
+                .with_status_code(404)
+                .boxed(),
+        });
+
+        let (dest, result) = fetch_http(&format!("{}/store", store.base), &limits());
+
+        let shown = result.unwrap_err().to_string();
+        assert_eq!(
+            shown,
+            format!(
+                "cannot fetch '{}/store/apps/lib/util.py': redirected to '{target}', \
+                 outside the program store '{}/store'",
+                store.base, store.base
+            )
+        );
+        assert!(is_empty(dest.path()));
+
+        let contained = RoutedServer::start(|_, path| match path {
+            "/store/apps/" => page(&["prog.py", "moved.py"]),
+            "/store/apps/prog.py" => tiny_http::Response::from_string("print(1)\n").boxed(),
+            "/store/apps/moved.py" => redirect("/store/v2/moved.py"),
+            "/store/v2/moved.py" => tiny_http::Response::from_string("X = 2\n").boxed(),
+            _ => tiny_http::Response::from_string("no")
+                .with_status_code(404)
+                .boxed(),
+        });
+        let (dest, result) = fetch_http(&format!("{}/store", contained.base), &limits());
+        assert_eq!(result.unwrap().files, 2);
+        assert_eq!(files_in(dest.path()), ["moved.py", "prog.py"]);
+        assert_eq!(fs::read(dest.path().join("moved.py")).unwrap(), b"X = 2\n");
+    }
+
+    #[test]
+    fn a_redirect_to_a_local_file_is_refused() {
+        let store = RoutedServer::start(|_, path| match path {
+            "/store/apps/" => page(&["prog.py"]),
+            _ => redirect("file:///etc/passwd"),
+        });
+        let (dest, result) = fetch_http(&format!("{}/store", store.base), &limits());
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            format!(
+                "cannot fetch '{0}/store/apps/prog.py': redirected to 'file:///etc/passwd', \
+                 outside the program store '{0}/store'",
+                store.base
+            )
+        );
+        assert!(is_empty(dest.path()));
+    }
+
+    #[test]
+    fn index_pages_count_against_the_folder_total() {
+        let padding = " ".repeat(3000);
+        let store = RoutedServer::start(move |_, path| match path {
+            "/store/apps/" => page(&["prog.py", "a/", "b/"]),
+            "/store/apps/prog.py" => tiny_http::Response::from_string("print(1)\n").boxed(),
+            _ if path.ends_with('/') => tiny_http::Response::from_string(padding.clone()).boxed(),
+            _ => tiny_http::Response::from_string("no")
+                .with_status_code(404)
+                .boxed(),
+        });
+
+        let (dest, result) = fetch_http(&format!("{}/store", store.base), &limits());
+
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "program folder 'apps/' is over the limit of 4096 bytes in all"
+        );
+        assert!(is_empty(dest.path()));
+    }
+
+    #[test]
+    fn a_folder_fetch_ends_at_its_total_time_even_when_every_request_is_quick_enough() {
+        let names: Vec<String> = (0..30).map(|n| format!("f{n}.py")).collect();
+        let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+        let index = page(&listed).into_reader();
+        let mut index_text = String::new();
+        index.take(1 << 20).read_to_string(&mut index_text).unwrap();
+        let store = RoutedServer::start(move |_, path| {
+            if path == "/store/apps/" {
+                return tiny_http::Response::from_string(index_text.clone()).boxed();
+            }
+            // A slow server: each file takes 100 ms, well inside the 5 s per request.
+            thread::sleep(Duration::from_millis(100));
+            tiny_http::Response::from_string("x = 1\n").boxed()
+        });
+        let tight = FetchLimits {
+            total_timeout: Duration::from_millis(500),
+            max_files: 100,
+            ..limits()
+        };
+
+        let (dest, result) = fetch_http(&format!("{}/store", store.base), &tight);
+
+        let shown = result.unwrap_err().to_string();
+        assert!(
+            shown.ends_with(
+                "the program's files took longer than 0.5 s in all (repository.total_timeout_sec)"
+            ),
+            "{shown}"
+        );
+        assert!(is_empty(dest.path()));
+    }
+
+    #[test]
+    fn a_stored_credentials_file_or_folder_is_skipped_for_the_runtime_s_own() {
+        let store = store();
+        fs::create_dir(store.path().join("apps/.arena_mqtt_auth")).unwrap();
+        fs::write(store.path().join("apps/.arena_mqtt_auth/x"), b"x").unwrap();
+        fs::write(store.path().join("apps/lib/.arena_mqtt_auth"), b"kept").unwrap();
+
+        let (dest, result) = fetch_apps_prog(store.path(), &never);
+        assert_eq!(result.unwrap().files, 5);
+        assert!(!dest.path().join(".arena_mqtt_auth").exists());
+        assert!(dest.path().join("lib/.arena_mqtt_auth").is_file());
+        write_mqtt_auth(dest.path(), Some("u"), Some("t")).unwrap();
+        assert!(dest.path().join(".arena_mqtt_auth").is_file());
+
+        let root = tempfile::tempdir().unwrap();
+        fs::rename(store.path(), root.path().join("store")).unwrap();
+        fs::remove_dir_all(root.path().join("store/apps/.arena_mqtt_auth")).unwrap();
+        fs::write(root.path().join("store/apps/.arena_mqtt_auth"), b"{}").unwrap();
+        let server = IndexServer::start(root.path(), &[]);
+        let (dest, result) = fetch_http(&server.url, &limits());
+        assert_eq!(result.unwrap().files, 5);
+        assert!(!dest.path().join(".arena_mqtt_auth").exists());
     }
 
     #[test]

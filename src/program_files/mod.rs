@@ -9,6 +9,7 @@
 
 mod checksum;
 mod folder;
+mod http;
 mod listing;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
+
+use http::StoreClient;
 
 use crate::config::RepositorySettings;
 
@@ -35,6 +38,8 @@ pub enum Store {
 pub struct FetchLimits {
     /// Connecting, each read and each whole HTTP request must each finish within this.
     pub timeout: Duration,
+    /// All requests of one fetch (a whole program folder) must finish within this.
+    pub total_timeout: Duration,
     /// Largest program file accepted, in bytes.
     pub max_file_bytes: u64,
     /// Most files and sub-folders one program folder may hold, all levels together.
@@ -44,15 +49,19 @@ pub struct FetchLimits {
 }
 
 impl From<&RepositorySettings> for FetchLimits {
-    /// `repository.timeout_sec` (30 s when not a usable number),
-    /// `repository.max_file_bytes`, `repository.max_files` and
-    /// `repository.max_total_bytes`.
+    /// `repository.timeout_sec` and `repository.total_timeout_sec` (30 s and 300 s
+    /// when not usable numbers), `repository.max_file_bytes`, `repository.max_files`
+    /// and `repository.max_total_bytes`.
     fn from(settings: &RepositorySettings) -> Self {
-        FetchLimits {
-            timeout: Duration::try_from_secs_f64(settings.timeout_sec)
+        let seconds = |value: f64, otherwise: u64| {
+            Duration::try_from_secs_f64(value)
                 .ok()
                 .filter(|timeout| !timeout.is_zero())
-                .unwrap_or(Duration::from_secs(30)),
+                .unwrap_or(Duration::from_secs(otherwise))
+        };
+        FetchLimits {
+            timeout: seconds(settings.timeout_sec, 30),
+            total_timeout: seconds(settings.total_timeout_sec, 300),
             max_file_bytes: settings.max_file_bytes,
             max_files: settings.max_files,
             max_total_bytes: settings.max_total_bytes,
@@ -284,52 +293,17 @@ fn download(
         base.trim_end_matches('/'),
         percent_encode_path(&relative.to_string_lossy())
     );
-    let body = http_get(&http_agent(limits), &url)?;
+    let client = StoreClient::new(base, limits);
+    let body = client.get(&url)?;
     if let Some(size) = body.content_length() {
         if size > limits.max_file_bytes {
             return Err(too_large(&shown, size, limits.max_file_bytes));
         }
     }
     copy_bounded(body.into_reader(), temp, limits.max_file_bytes).map_err(|err| match err {
-        CopyError::Read(source) => http_error(&url, source.to_string()),
+        CopyError::Read(source) => client.error(&url, source.to_string()),
         other => other.into_fetch_error(&shown, temp, limits.max_file_bytes),
     })
-}
-
-/// An HTTP client whose every request ends within `limits.timeout`.
-fn http_agent(limits: &FetchLimits) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(limits.timeout))
-        .timeout_per_read(Some(limits.timeout))
-        .timeout_global(Some(limits.timeout))
-        .build()
-        .into()
-}
-
-/// GET `url`; anything but a success status is an error naming the URL (without
-/// its credentials).
-fn http_get(agent: &ureq::Agent, url: &str) -> Result<ureq::Body, FetchError> {
-    let response = agent
-        .get(url)
-        .call()
-        .map_err(|err| http_error(url, err.to_string()))?;
-    let status = response.status();
-    if !status.is_success() {
-        let reason = match status.canonical_reason() {
-            Some(text) => format!("{} {}", status.as_u16(), text),
-            None => status.as_u16().to_string(),
-        };
-        return Err(http_error(url, reason));
-    }
-    Ok(response.into_body())
-}
-
-fn http_error(url: &str, reason: String) -> FetchError {
-    FetchError::Http {
-        url: without_credentials(url),
-        reason,
-    }
 }
 
 /// What `copy_bounded` wrote.
@@ -403,6 +377,16 @@ fn too_large(file: &str, size: u64, limit: u64) -> FetchError {
     }
 }
 
+/// `30 s`, `1.5 s`.
+fn human_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds.fract() == 0.0 {
+        format!("{seconds} s")
+    } else {
+        format!("{seconds:.1} s")
+    }
+}
+
 /// `70 MB` for sizes of a megabyte and more, `1000 bytes` below.
 fn human_size(bytes: u64) -> String {
     const MB: u64 = 1024 * 1024;
@@ -412,19 +396,6 @@ fn human_size(bytes: u64) -> String {
         format!("{} MB", (bytes + MB / 2) / MB)
     } else {
         format!("{:.1} MB", bytes as f64 / MB as f64)
-    }
-}
-
-/// A URL fit for messages: `user:password@` in it becomes `***@` (errors go to the log
-/// and to the orchestrator).
-fn without_credentials(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_string(),
     }
 }
 
@@ -442,6 +413,7 @@ fn percent_encode_path(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::http::without_credentials;
     use super::*;
     use std::sync::mpsc;
     use std::thread;
@@ -450,6 +422,7 @@ mod tests {
     fn limits(max_file_bytes: u64) -> FetchLimits {
         FetchLimits {
             timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(60),
             max_file_bytes,
             max_files: 100,
             max_total_bytes: 1024 * 1024,
@@ -634,20 +607,28 @@ mod tests {
         let mut settings = RepositorySettings {
             url: "file://programs".into(),
             timeout_sec: 2.5,
+            total_timeout_sec: 90.0,
             max_file_bytes: 1234,
             max_files: 12,
             max_total_bytes: 5678,
         };
         let limits = FetchLimits::from(&settings);
         assert_eq!(limits.timeout, Duration::from_millis(2500));
+        assert_eq!(limits.total_timeout, Duration::from_secs(90));
         assert_eq!(limits.max_file_bytes, 1234);
         assert_eq!((limits.max_files, limits.max_total_bytes), (12, 5678));
 
         settings.timeout_sec = -1.0;
-        assert_eq!(
-            FetchLimits::from(&settings).timeout,
-            Duration::from_secs(30)
-        );
+        settings.total_timeout_sec = f64::NAN;
+        let limits = FetchLimits::from(&settings);
+        assert_eq!(limits.timeout, Duration::from_secs(30));
+        assert_eq!(limits.total_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn durations_read_in_seconds() {
+        assert_eq!(human_duration(Duration::from_secs(300)), "300 s");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
     }
 
     #[test]

@@ -704,6 +704,7 @@ fn launch_in(work_dir: &str, file: &str, program_bytes: &[u8]) -> Launch {
         store: Store::File(store.path().to_path_buf()),
         fetch: FetchLimits {
             timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(60),
             max_file_bytes: 1024 * 1024,
             max_files: 100,
             max_total_bytes: 1024 * 1024,
