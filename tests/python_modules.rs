@@ -261,6 +261,26 @@ fn runtime_shutdown_removes_its_containers() {
 }
 
 #[test]
+fn a_ctrl_c_on_the_runtime_reaches_its_modules_only_as_the_orderly_stop() {
+    let mut fx = fixture_with(with_python(RuntimeOptions::default(), &["idle"]));
+    let m = fx.create("py/idle/idle.py", args(&[], &[]));
+    fx.expect_stdout(&m.uuid, "ready\n", START);
+
+    fx.rt.interrupt_group();
+    let exited = fx.expect_exited(&m.uuid, WAIT);
+    let status = fx.rt.wait_exit(WAIT).expect("runtime exits");
+    assert!(status.success(), "exit status {status}");
+    assert_no_containers_left(&fx.rt.uuid);
+
+    // Had the engine's command line passed the SIGINT on, Python would have printed
+    // a KeyboardInterrupt traceback and ended with 130 before the stop.
+    let stderr = fx.rt.topics.stderr(&m.uuid);
+    let printed = fx.orch.wait_for(&|msg| msg.topic == stderr, Duration::ZERO);
+    assert!(printed.is_none(), "{:?}", printed.map(|msg| msg.text()));
+    assert_ne!(exit_code_of(&exited), Some(130), "{exited}");
+}
+
+#[test]
 fn a_python_module_is_stopped_at_its_time_limit() {
     let mut fx = fixture_with(with_python(RuntimeOptions::default(), &["idle"]));
     let m = fx.create(

@@ -385,6 +385,9 @@ impl Runtime {
         for (key, value) in &options.env {
             command.env(key, value);
         }
+        // A process group of its own, as a shell gives a command: `interrupt_group`
+        // is a Ctrl-C on its terminal.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command.spawn().expect("spawn sideload");
 
         Runtime {
@@ -445,6 +448,15 @@ impl Runtime {
         if let Some(pid) = self.pid() {
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// SIGINT to the runtime's process group, as a Ctrl-C on its terminal sends it.
+    pub fn interrupt_group(&self) {
+        if let Some(pid) = self.pid() {
+            unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGINT);
             }
         }
     }

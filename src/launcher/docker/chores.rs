@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::{lock, Shared};
+use super::{lock, Shared, Wait};
 
 /// Runs until the launcher is dropped (its end of `quit` goes away).
 pub(super) fn run(shared: &Shared, quit: &Receiver<()>) {
@@ -25,10 +25,11 @@ pub(super) fn run(shared: &Shared, quit: &Receiver<()>) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         next = (next + interval).max(Instant::now() + interval / 2);
+        // Both skip a tick while a create is under way, rather than hold up stats.
         if !lock(&shared.leftovers).is_empty() {
-            shared.remove_leftovers();
+            shared.remove_leftovers(Wait::No);
         }
-        shared.sweep_if_owed();
+        shared.sweep_if_owed(Wait::No);
         sample_stats(shared);
     }
 }

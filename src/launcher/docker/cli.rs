@@ -141,10 +141,17 @@ impl Engine {
         Command::new(&self.binary)
     }
 
-    /// `start -a -i <name>` as a command ready to get piped stdio.
+    /// `start -a -i <name>` as a command ready to get piped stdio, in a process group
+    /// of its own: the engine's command line passes the signals it gets on to the
+    /// container (`docker start` has no `--sig-proxy`), and a Ctrl-C on the runtime's
+    /// terminal must not reach the modules. They are stopped by `stop`, with their
+    /// grace period.
     pub fn attach_start_command(&self, name: &str) -> Command {
+        use std::os::unix::process::CommandExt;
+
         let mut command = self.command();
         command.args(["start", "--attach", "--interactive", "--", name]);
+        command.process_group(0);
         command
     }
 

@@ -13,7 +13,7 @@ mod module;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -115,7 +115,7 @@ impl ContainerLauncher {
     /// that crashed. When the engine cannot be asked, the sweep stays owed and runs
     /// before the next create. Returns how many containers were removed.
     pub fn sweep_orphans(&self) -> usize {
-        self.shared.sweep_if_owed()
+        self.shared.sweep_if_owed(Wait::Yes)
     }
 }
 
@@ -173,7 +173,7 @@ impl Launcher for ContainerLauncher {
             self.shared.remove_container(&container);
         }
         drop(no_creates);
-        self.shared.remove_leftovers();
+        self.shared.remove_leftovers(Wait::Yes);
     }
 }
 
@@ -209,13 +209,30 @@ impl Shared {
         }
     }
 
+    /// Holds creates off (see `sweep`), waiting for those under way or, with
+    /// `Wait::No`, giving up (`None`) while one is: the chores thread must not stall
+    /// stats for every module behind one slow create.
+    fn sweep_lock(&self, wait: Wait) -> Option<RwLockWriteGuard<'_, bool>> {
+        match wait {
+            Wait::Yes => Some(
+                self.sweep
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            ),
+            Wait::No => match self.sweep.try_write() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            },
+        }
+    }
+
     /// Retries failed removals. Creates wait meanwhile, so that a leftover known by
     /// name only is never a container created since under the same name.
-    fn remove_leftovers(&self) {
-        let _no_creates = self
-            .sweep
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn remove_leftovers(&self, wait: Wait) {
+        let Some(_no_creates) = self.sweep_lock(wait) else {
+            return;
+        };
         let leftovers: Vec<String> = lock(&self.leftovers).iter().cloned().collect();
         for container in leftovers {
             if lock(&self.ours).contains_key(&container) {
@@ -230,11 +247,10 @@ impl Shared {
     }
 
     /// Run the sweep when it is still owed; see `ContainerLauncher::sweep_orphans`.
-    fn sweep_if_owed(&self) -> usize {
-        let mut owed = self
-            .sweep
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn sweep_if_owed(&self, wait: Wait) -> usize {
+        let Some(mut owed) = self.sweep_lock(wait) else {
+            return 0;
+        };
         if !*owed {
             return 0;
         }
@@ -303,11 +319,19 @@ impl Shared {
             return owed;
         }
         drop(owed);
-        self.sweep_if_owed();
+        self.sweep_if_owed(Wait::Yes);
         self.sweep
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Whether to wait for creates under way before a sweep or a retry of removals.
+#[derive(Clone, Copy)]
+enum Wait {
+    Yes,
+    /// Skip it this time (it stays owed) when a create is under way.
+    No,
 }
 
 /// The container of a module: one per module uuid on the host.

@@ -970,3 +970,33 @@ fn container_of_the_same_name_from_another_runtime_is_never_removed() {
     assert_eq!(rig.fake.calls_of("rm"), Vec::<String>::new());
     assert_gone(&module.work_dir);
 }
+
+#[test]
+fn a_slow_create_holds_up_neither_stats_nor_other_creates() {
+    let rig = Rig::new(on_start::RUN_UNTIL_STOPPED, Duration::from_millis(100));
+    let a = rig.launch();
+    assert_eq!(a.next_event(), a.started());
+    let stats = a.stats.clone();
+    rig.fake
+        .wait_for("stats of a", |_| stats.polls.load(Relaxed) >= 2);
+
+    rig.fake.touch("create-hold");
+    let b = rig.launch();
+    rig.fake
+        .wait_for("b's create", |fake| fake.calls_of("create").len() == 2);
+    let polls = stats.polls.load(Relaxed);
+    rig.fake.wait_for("stats of a while b's create hangs", |_| {
+        stats.polls.load(Relaxed) >= polls + 2
+    });
+    let c = rig.launch();
+    rig.fake.wait_for("c's create while b's hangs", |fake| {
+        fake.calls_of("create").len() == 3
+    });
+
+    rig.fake.touch("create-go");
+    assert_eq!(b.next_event(), b.started());
+    assert_eq!(c.next_event(), c.started());
+    for mut module in [a, b, c] {
+        module.delete(&rig.launcher);
+    }
+}

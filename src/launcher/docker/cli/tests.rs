@@ -710,3 +710,20 @@ fn attach_start_command_ends_options_before_the_name() {
         ["start", "--attach", "--interactive", "--", "-odd-name"]
     );
 }
+
+#[test]
+fn attached_start_runs_in_a_process_group_of_its_own() {
+    let engine = Engine::new("sleep", Duration::from_secs(5));
+    let mut command = engine.attach_start_command("x");
+    // `sleep start --attach ...` fails at once; only its process group matters.
+    let child = command
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: getpgid(2) on a child of this test that has not been waited for.
+    let group = unsafe { libc::getpgid(pid) };
+    let mut child = child;
+    let _ = child.wait();
+    assert_eq!(group, pid);
+}
