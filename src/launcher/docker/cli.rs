@@ -173,10 +173,12 @@ impl Engine {
     /// `create` a container from `spec`; returns its id. The error carries the
     /// engine's own message (image missing, bad option, daemon down).
     pub fn create(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
-        let args = create_args(spec)?;
+        let env_file = EnvFile::write(spec)?;
+        let args = create_args(spec, env_file.as_ref().map(EnvFile::path))?;
         let finished = self
             .run_args("create", &args)
             .map_err(|error| redact_error(error, &spec.env))?;
+        drop(env_file);
         if !finished.success {
             let error = match self.failure("create", &finished, &spec.env) {
                 EngineError::Failed { message, .. } if is_image_missing(&message) => {
@@ -425,9 +427,95 @@ impl Engine {
     }
 }
 
+/// The module's env for `create --env-file`, readable by the runtime's user only and
+/// removed once `create` has run: values on the command line would be in the process
+/// list for every local user to read. Entries an env file cannot carry as they are
+/// (see `fits_env_file`) stay on the command line.
+struct EnvFile(PathBuf);
+
+impl EnvFile {
+    /// Writes the file beside the work folder (`<work folder>.env`, outside what the
+    /// container sees), if any entry fits one.
+    fn write(spec: &ContainerSpec) -> Result<Option<EnvFile>, EngineError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+
+        let lines: String = spec
+            .env
+            .iter()
+            .filter(|entry| fits_env_file(entry))
+            .map(|entry| format!("{entry}\n"))
+            .collect();
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        let (Some(folder), Some(parent)) =
+            (spec.mount_source.file_name(), spec.mount_source.parent())
+        else {
+            return Err(EngineError::InvalidSpec {
+                name: spec.name.clone(),
+                reason: format!("work folder '{}' has no name", spec.mount_source.display()),
+            });
+        };
+        let mut name = folder.to_os_string();
+        name.push(".env");
+        let file = EnvFile(parent.join(name));
+        let failed = |error: std::io::Error| EngineError::InvalidSpec {
+            name: spec.name.clone(),
+            reason: format!("cannot write its env file '{}': {error}", file.0.display()),
+        };
+        // A leftover of a crash in the middle of a create.
+        match std::fs::remove_file(&file.0) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(failed(error))
+            }
+            _ => {}
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file.0)
+            .and_then(|mut output| output.write_all(lines.as_bytes()))
+            .map_err(failed)?;
+        Ok(Some(file))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for EnvFile {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_file(&self.0) {
+            log::warn!("cannot remove env file '{}': {error}", self.0.display());
+        }
+    }
+}
+
+/// Whether an env file carries `entry` exactly as `--env` would: docker and podman
+/// read it a line at a time (at most 64 KiB), trim leading blanks, skip lines
+/// starting with `#`, drop a byte order mark, and refuse names with blanks.
+fn fits_env_file(entry: &str) -> bool {
+    let Some((key, _)) = entry.split_once('=') else {
+        return false;
+    };
+    !key.is_empty()
+        && !key.starts_with(['#', '\u{feff}'])
+        && !key.chars().any(char::is_whitespace)
+        && !entry.contains(['\n', '\r', '\0'])
+        && entry.len() < 60 * 1024
+}
+
 /// The arguments of `create` for `spec` (after the binary name), without a shell.
-/// Refuses a spec that would not mean what it says on the command line.
-pub fn create_args(spec: &ContainerSpec) -> Result<Vec<String>, EngineError> {
+/// With an `env_file` (written by `EnvFile::write`), the entries that fit one are
+/// read from it instead of the command line. Refuses a spec that would not mean what
+/// it says on the command line.
+pub fn create_args(
+    spec: &ContainerSpec,
+    env_file: Option<&Path>,
+) -> Result<Vec<String>, EngineError> {
     let invalid = |reason: String| EngineError::InvalidSpec {
         name: spec.name.clone(),
         reason,
@@ -449,9 +537,13 @@ pub fn create_args(spec: &ContainerSpec) -> Result<Vec<String>, EngineError> {
         }
         args.extend(["--label".into(), format!("{key}={value}")]);
     }
+    if let Some(env_file) = env_file {
+        args.extend(["--env-file".into(), env_file.display().to_string()]);
+    }
     for (index, entry) in spec.env.iter().enumerate() {
         // An entry without `=` would make the engine copy the runtime's own variable.
         match entry.split_once('=') {
+            Some(_) if env_file.is_some() && fits_env_file(entry) => {}
             Some((key, _)) if !key.is_empty() => {
                 args.extend(["--env".into(), entry.clone()]);
             }

@@ -21,7 +21,7 @@ use crate::outbox::{self, OutboxReceiver, OutputEncoding};
 use crate::protocol::{FileType, ModuleRequest};
 
 /// The fake engine. `$d` is its folder; `c.NAME` holds a container's `{{json .State}}`,
-/// `l.NAME` its labels; a file `down` makes every command fail as a stopped daemon
+/// `l.NAME` its labels, `env.NAME` the mode and lines of its `--env-file`; a file `down` makes every command fail as a stopped daemon
 /// does; `on-start` is the shell snippet the attached start runs (with `$n` the
 /// container); a file `create-hold` makes `create` wait for `create-go`; files
 /// `ps-fails` and `rm-fails` make only those commands fail.
@@ -58,14 +58,18 @@ cmd=$1; shift
 case $cmd in
 version) echo 28.1.1 ;;
 create)
-  name=; labels=
+  name=; labels=; envfile=
   while [ $# -gt 0 ]; do
     case $1 in
       --name) name=$2; shift ;;
       --label) labels="$labels${labels:+,}$2"; shift ;;
+      --env-file) envfile=$2; shift ;;
     esac
     shift
   done
+  if [ -n "$envfile" ]; then
+    { stat -c %a "$envfile"; cat "$envfile"; } > "$d/env.$name"
+  fi
   if [ -e "$d/create-hold" ]; then
     while [ ! -e "$d/create-go" ]; do sleep 0.01; done
   fi
@@ -269,6 +273,11 @@ impl FakeEngine {
         self.calls()
             .iter()
             .position(|call| call.starts_with(prefix))
+    }
+
+    /// The mode and lines of the env file `create` got for container `name`.
+    fn env_file_of(&self, name: &str) -> String {
+        fs::read_to_string(self.path(&format!("env.{name}"))).unwrap_or_default()
     }
 
     fn has_container(&self, name: &str) -> bool {
@@ -597,12 +606,48 @@ fn container_gets_the_program_its_arguments_env_and_labels() {
         format!("--label {}={RUNTIME_UUID}", cli::LABEL_RUNTIME),
         format!("--label {}={uuid}", cli::LABEL_MODULE),
         format!("--label {}=pinger", cli::LABEL_MODULE_NAME),
-        format!("--env MODE=test --env PROGRAM_OBJECT_ID={uuid}"),
         "--workdir /usr/src/app --pull never --init runner:latest /entrypoint.sh prog.py --once"
             .to_string(),
     ] {
         assert!(create.contains(&part), "'{part}' not in '{create}'");
     }
+    // The env comes in a file only the runtime's user can read, gone after the create.
+    assert!(!create.contains("MODE=test"), "{create}");
+    assert_eq!(
+        rig.fake.env_file_of(&module.container),
+        format!("600\nMODE=test\nPROGRAM_OBJECT_ID={uuid}\n")
+    );
+    let env_file = create
+        .split_once("--env-file ")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .expect("an --env-file in the create call");
+    assert!(!Path::new(env_file).exists(), "{env_file} left behind");
+}
+
+#[test]
+fn env_values_never_appear_in_the_process_list() {
+    let rig = Rig::new(on_start::HELLO, NO_CHORES);
+    rig.fake.touch("create-hold");
+    let module = rig.launch();
+    rig.fake.wait_for("the create call", |fake| {
+        !fake.calls_of("create").is_empty()
+    });
+
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .expect("ps");
+    rig.fake.touch("create-go");
+    let listed = String::from_utf8_lossy(&ps.stdout);
+    let create = listed
+        .lines()
+        .find(|line| line.contains(" create ") && line.contains(&module.container));
+    assert!(
+        create.is_some(),
+        "the held create is in the list:\n{listed}"
+    );
+    assert!(!listed.contains("MODE=test"), "{create:?}");
+    assert_eq!(module.next_event(), module.started());
 }
 
 #[test]

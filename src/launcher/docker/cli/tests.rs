@@ -38,7 +38,7 @@ fn create_args_put_options_before_image_and_command_after() {
         extra_args: vec!["--read-only".into()],
         ..spec_in(dir.path())
     };
-    let args = create_args(&spec).expect("args");
+    let args = create_args(&spec, None).expect("args");
     let expected: Vec<String> = [
         "--interactive",
         "--name",
@@ -76,9 +76,42 @@ fn create_args_put_options_before_image_and_command_after() {
 }
 
 #[test]
+fn create_args_read_env_from_the_env_file_except_what_one_cannot_carry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = spec_in(dir.path());
+    let kept = [
+        "PEM=line one\nline two",
+        "#HASH=x",
+        "CR=ends in\r",
+        "\u{feff}BOM=x",
+        &format!("BIG={}", "x".repeat(70 * 1024)),
+    ];
+    spec.env.extend(kept.iter().map(|entry| entry.to_string()));
+    let env_file = dir.path().join("m1.env");
+
+    let args = create_args(&spec, Some(&env_file)).expect("args");
+
+    let env_args: Vec<&str> = args
+        .windows(2)
+        .filter(|pair| pair[0] == "--env" || pair[0] == "--env-file")
+        .map(|pair| pair[1].as_str())
+        .collect();
+    let mut expected = vec![env_file.to_str().expect("utf-8")];
+    expected.extend(kept);
+    assert_eq!(env_args, expected);
+    assert!(!args.iter().any(|arg| arg.contains("s3cr3t")), "{args:?}");
+    for entry in ["PROGRAM_OBJECT_ID=m1", "TOKEN=s3cr3t-value", "A=b c ", "E="] {
+        assert!(fits_env_file(entry), "{entry}");
+    }
+    for entry in kept.iter().chain(&["=x", "NOEQUALS", "A B=c", " A=b"]) {
+        assert!(!fits_env_file(entry), "{entry}");
+    }
+}
+
+#[test]
 fn create_args_leave_out_unset_limits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let args = create_args(&spec_in(dir.path())).expect("args");
+    let args = create_args(&spec_in(dir.path()), None).expect("args");
     for flag in ["--cpu-shares", "--memory", "--pids-limit", "--network"] {
         assert!(!args.contains(&flag.to_string()), "{flag} in {args:?}");
     }
@@ -89,7 +122,7 @@ fn create_args_make_a_relative_mount_source_absolute() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cwd = std::env::current_dir().expect("cwd");
     let relative = pathdiff(dir.path(), &cwd);
-    let args = create_args(&spec_in(&relative)).expect("args");
+    let args = create_args(&spec_in(&relative), None).expect("args");
     let volume = &args[args.iter().position(|a| a == "--volume").expect("volume") + 1];
     assert!(volume.starts_with('/'), "{volume}");
     assert_eq!(
@@ -116,7 +149,7 @@ fn create_args_refuse_mount_paths_that_would_split() {
     for odd in ["a:b", "a,b"] {
         let source = dir.path().join(odd);
         fs::create_dir(&source).expect("mkdir");
-        let error = create_args(&spec_in(&source)).expect_err("refused");
+        let error = create_args(&spec_in(&source), None).expect_err("refused");
         assert!(
             matches!(&error, EngineError::InvalidSpec { reason, .. } if reason.contains(odd)),
             "{error}"
@@ -127,7 +160,7 @@ fn create_args_refuse_mount_paths_that_would_split() {
 #[test]
 fn create_args_refuse_a_missing_mount_source() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let error = create_args(&spec_in(&dir.path().join("gone"))).expect_err("refused");
+    let error = create_args(&spec_in(&dir.path().join("gone")), None).expect_err("refused");
     assert!(matches!(error, EngineError::InvalidSpec { .. }), "{error}");
 }
 
@@ -137,7 +170,7 @@ fn create_args_refuse_env_entries_that_would_inherit_without_naming_them() {
     for entry in ["SECRET_ONLY_KEY", "=hidden-value"] {
         let mut spec = spec_in(dir.path());
         spec.env.push(entry.into());
-        let error = create_args(&spec).expect_err("refused");
+        let error = create_args(&spec, None).expect_err("refused");
         let text = error.to_string();
         assert!(text.contains("env entry 3"), "{text}");
         assert!(!text.contains(entry), "{text}");
@@ -149,19 +182,19 @@ fn create_args_refuse_values_that_read_as_options() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spec = spec_in(dir.path());
     spec.image = "--privileged".into();
-    assert!(create_args(&spec).is_err());
+    assert!(create_args(&spec, None).is_err());
 
     let mut spec = spec_in(dir.path());
     spec.workdir = "relative".into();
-    assert!(create_args(&spec).is_err());
+    assert!(create_args(&spec, None).is_err());
 
     let mut spec = spec_in(dir.path());
     spec.pull = "sometimes".into();
-    assert!(create_args(&spec).is_err());
+    assert!(create_args(&spec, None).is_err());
 
     let mut spec = spec_in(dir.path());
     spec.labels.push(("".into(), "x".into()));
-    assert!(create_args(&spec).is_err());
+    assert!(create_args(&spec, None).is_err());
 }
 
 // ---- scripted fake engine ----
