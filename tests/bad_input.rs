@@ -160,6 +160,34 @@ fn payload_over_max_request_bytes_is_refused() {
 }
 
 #[test]
+fn payload_over_the_outgoing_packet_size_is_refused_and_the_connection_kept() {
+    let mut fx = fixture();
+    let object_id = new_uuid();
+    // Over mqtt.max_packet_bytes (1 MiB), the bound of what the runtime sends.
+    let req = create_with(&object_id, |r| {
+        r["data"]["padding"] = json!("p".repeat(2 * 1024 * 1024))
+    });
+    fx.send(&req);
+
+    let err = fx.expect_error(WAIT);
+    assert!(
+        error_text(&err).contains("262144"),
+        "error names the limit: {err}"
+    );
+    // Had the client library dropped the connection, the broker would have published
+    // the last will: the runtime's delete, which makes the orchestrator forget it.
+    let reg = fx.rt.topics.reg();
+    fx.orch.expect_none(
+        "the runtime's last will",
+        |topic| topic == reg,
+        |v| v["action"] == "delete",
+        std::time::Duration::ZERO,
+    );
+    fx.assert_hello_still_works();
+    fx.assert_no_ok_so_far(&object_id);
+}
+
+#[test]
 fn delete_of_an_unknown_module_is_refused() {
     let mut fx = fixture();
     let target = new_uuid();

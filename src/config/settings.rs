@@ -80,8 +80,12 @@ pub struct MqttSettings {
     /// Skip certificate verification (logged as a warning at start).
     pub insecure: bool,
     pub keepalive_sec: u64,
-    /// Largest MQTT packet sent or received.
+    /// Largest MQTT packet sent.
     pub max_packet_bytes: usize,
+    /// Largest MQTT packet received. The client library drops the connection on a
+    /// larger one (and the broker then publishes the last will), so this is well
+    /// above `max_request_bytes`: what lies between gets an error reply instead.
+    pub max_incoming_packet_bytes: usize,
     /// Largest control or stdin payload accepted; larger ones get an error reply.
     pub max_request_bytes: usize,
     /// Reconnect backoff, capped and jittered.
@@ -290,6 +294,7 @@ impl Default for MqttSettings {
             insecure: false,
             keepalive_sec: 30,
             max_packet_bytes: 1024 * 1024,
+            max_incoming_packet_bytes: 16 * 1024 * 1024,
             max_request_bytes: 256 * 1024,
             reconnect_min_sec: 0.5,
             reconnect_max_sec: 30.0,
@@ -391,6 +396,7 @@ impl fmt::Debug for MqttSettings {
             .field("insecure", &self.insecure)
             .field("keepalive_sec", &self.keepalive_sec)
             .field("max_packet_bytes", &self.max_packet_bytes)
+            .field("max_incoming_packet_bytes", &self.max_incoming_packet_bytes)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("reconnect_min_sec", &self.reconnect_min_sec)
             .field("reconnect_max_sec", &self.reconnect_max_sec)

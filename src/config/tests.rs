@@ -271,6 +271,10 @@ fn out_of_range_values_are_rejected_naming_key_and_value() {
             "'runtime.inactivity_timeout_sec': '-5' must be 0 (off)",
         ),
         (
+            "mqtt: {max_incoming_packet_bytes: 1000}",
+            "'mqtt.max_request_bytes': '262144' exceeds mqtt.max_incoming_packet_bytes '1000'",
+        ),
+        (
             "repository: {total_timeout_sec: 0}",
             "'repository.total_timeout_sec': '0' must be a number greater than 0",
         ),

@@ -191,6 +191,10 @@ impl Settings {
         let sizes = [
             (self.runtime.max_nmodules, "runtime.max_nmodules"),
             (m.max_packet_bytes, "mqtt.max_packet_bytes"),
+            (
+                m.max_incoming_packet_bytes,
+                "mqtt.max_incoming_packet_bytes",
+            ),
             (m.max_request_bytes, "mqtt.max_request_bytes"),
             (o.max_line_bytes, "launcher.output.max_line_bytes"),
             (o.max_batch_bytes, "launcher.output.max_batch_bytes"),
@@ -212,8 +216,8 @@ impl Settings {
             (
                 m.max_request_bytes,
                 "mqtt.max_request_bytes",
-                m.max_packet_bytes,
-                "mqtt.max_packet_bytes",
+                m.max_incoming_packet_bytes,
+                "mqtt.max_incoming_packet_bytes",
             ),
             (
                 o.max_line_bytes,

@@ -246,7 +246,10 @@ fn mqtt_options(options: &SessionOptions) -> Result<MqttOptions, MqttError> {
     // Keep-alive between 0 and 1 s panics in rumqttc; 0 turns pings off.
     mqtt.set_keep_alive(Duration::from_secs(settings.keepalive_sec));
     mqtt.set_clean_session(true);
-    mqtt.set_max_packet_size(settings.max_packet_bytes, settings.max_packet_bytes);
+    mqtt.set_max_packet_size(
+        settings.max_incoming_packet_bytes,
+        settings.max_packet_bytes,
+    );
     mqtt.set_last_will(LastWill::new(
         &options.last_will.topic,
         options.last_will.payload.clone(),
