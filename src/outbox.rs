@@ -61,6 +61,7 @@ pub fn outbox(limits: OutputSettings, encoding: OutputEncoding) -> (Outbox, Outb
         wake,
         sealed: Arc::new(AtomicBool::new(false)),
         control: Mutex::new(VecDeque::new()),
+        last: Mutex::new(VecDeque::new()),
         modules: Mutex::new(Vec::new()),
     });
     let receiver = OutboxReceiver {
@@ -78,6 +79,8 @@ struct Inner {
     /// Set at shutdown: module output written after this is dropped.
     sealed: Arc<AtomicBool>,
     control: Mutex<VecDeque<Message>>,
+    /// Control messages that wait until no module output is left to take.
+    last: Mutex<VecDeque<Message>>,
     modules: Mutex<Vec<Arc<ModuleQueue>>>,
 }
 
@@ -85,6 +88,14 @@ impl Outbox {
     /// Queue a control message; never dropped, published before pending output.
     pub fn control(&self, message: Message) {
         lock(&self.inner.control).push_back(message);
+        wake(&self.inner.wake);
+    }
+
+    /// Queue a control message that goes out once no module output or closing
+    /// message is left to publish (the unregistration at shutdown, after the exits).
+    /// Never dropped; output written from now on can still go before it.
+    pub fn control_after_output(&self, message: Message) {
+        lock(&self.inner.last).push_back(message);
         wake(&self.inner.wake);
     }
 
@@ -123,20 +134,22 @@ impl OutboxReceiver {
 
     /// The next publication: control messages first, then module output round-robin
     /// over modules (consecutive lines of one stream joined up to `max_batch_bytes`),
-    /// a module's closing message after all its output. With `output == false` only
-    /// control messages are taken.
+    /// a module's closing message after all its output, then the messages queued by
+    /// `control_after_output`. With `output == false` only control messages are
+    /// taken.
     pub fn take(&mut self, output: bool) -> Option<OutboxItem> {
+        let control = |message| OutboxItem {
+            message,
+            control: true,
+        };
         if let Some(message) = lock(&self.inner.control).pop_front() {
-            return Some(OutboxItem {
-                message,
-                control: true,
-            });
+            return Some(control(message));
         }
-        if output {
-            self.take_module_item()
-        } else {
-            None
+        if !output {
+            return None;
         }
+        self.take_module_item()
+            .or_else(|| lock(&self.inner.last).pop_front().map(control))
     }
 
     /// Drop module output written from now on (shutdown: what is queued stays).
@@ -476,6 +489,36 @@ mod tests {
             vec![
                 ("reg".into(), "{}".into(), true),
                 ("out".into(), "hello\n".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_after_output_waits_for_every_module_s_output_and_exit() {
+        let (outbox, mut receiver) = outbox(one_line_batches(), OutputEncoding::Raw);
+        let (first, second) = (
+            outbox.module_output("out1".into(), "err1".into()),
+            outbox.module_output("out2".into(), "err2".into()),
+        );
+        first.stdout().write_all(b"a\nb\n").unwrap();
+        first.close_with(message("exited", "1"));
+        second.stderr().write_all(b"c\n").unwrap();
+        second.close_with(message("exited", "2"));
+        outbox.control_after_output(message("reg", "unregister"));
+        outbox.control(message("ctl", "{}"));
+
+        let items = drain(&mut receiver);
+
+        assert_eq!(
+            items,
+            vec![
+                ("ctl".into(), "{}".into(), true),
+                ("out1".into(), "a\n".into(), false),
+                ("err2".into(), "c\n".into(), false),
+                ("out1".into(), "b\n".into(), false),
+                ("exited".into(), "2".into(), true),
+                ("exited".into(), "1".into(), true),
+                ("reg".into(), "unregister".into(), true),
             ]
         );
     }

@@ -22,9 +22,25 @@ fn with_two_running_modules() -> (Fixture, Module, Module) {
 
 fn assert_clean_exit(fx: &mut Fixture, busy: &Module, blocked: &Module, asked: Instant) {
     let five = Duration::from_secs(5);
+    fx.expect_unregistration(five);
+    // Every exit went out before the unregistration, as the protocol's runtime delete
+    // asks: stop all modules, then unregister.
+    let control = fx.rt.topics.control();
+    for module in [busy, blocked] {
+        let exited = |msg: &common::Msg| {
+            msg.topic == control
+                && msg.json().is_some_and(|v| {
+                    v["action"] == "exited" && v["data"]["uuid"] == module.uuid.as_str()
+                })
+        };
+        assert!(
+            fx.orch.has_received(exited),
+            "no exited for {} before the unregistration",
+            module.uuid
+        );
+    }
     fx.expect_exited(&busy.uuid, five);
     fx.expect_exited(&blocked.uuid, five);
-    fx.expect_unregistration(five);
 
     let left = five.saturating_sub(asked.elapsed());
     let status = fx.rt.wait_exit(left);

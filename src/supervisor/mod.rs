@@ -694,7 +694,9 @@ impl Supervisor {
             }
         }
         if self.registration_required() {
-            self.outbox.control(self.protocol.unregistration());
+            // After the exits, which wait behind their modules' output.
+            self.outbox
+                .control_after_output(self.protocol.unregistration());
         }
         for launcher in self.launchers.values() {
             launcher.shutdown();

@@ -670,6 +670,12 @@ impl Orchestrator {
         }
     }
 
+    /// Whether a message satisfying `pred` has arrived and is still in the backlog
+    /// (not taken by an `expect`); nothing is waited for.
+    pub fn has_received(&self, pred: impl Fn(&Msg) -> bool) -> bool {
+        self.backlog.iter().any(pred)
+    }
+
     pub fn wait_for(&mut self, pred: &impl Fn(&Msg) -> bool, timeout: Duration) -> Option<Msg> {
         if let Some(i) = self.backlog.iter().position(pred) {
             return self.backlog.remove(i);
