@@ -36,10 +36,17 @@ pub(super) fn parse(
         return Inbound::Ignored;
     }
 
+    // On a control topic shared with other runtimes and programs, input that does not
+    // name this runtime as its `parent` is not ours to answer, even when malformed.
+    let shared = is_control && protocol.control_is_shared();
     let too_large = payload.len() > protocol.max_request_bytes;
     let envelope = match parse_object(payload) {
         Ok(envelope) => envelope,
         Err(_) if !is_control => return Inbound::Ignored,
+        Err(error) if shared => {
+            log::debug!("ignoring unreadable message on shared topic '{topic}': {error}");
+            return Inbound::Ignored;
+        }
         Err(error) => {
             let error = if too_large {
                 too_large_error(protocol, payload)
@@ -92,6 +99,12 @@ pub(super) fn parse(
                 Request::Ignore => Inbound::Ignored,
             }
         }
+        Err(error) if shared && !names_us_as_parent(protocol, &envelope) => {
+            log::debug!(
+                "ignoring request on shared topic '{topic}' not naming this runtime: {error}"
+            );
+            Inbound::Ignored
+        }
         Err(error) => Inbound::Invalid {
             object_id,
             error: if too_large {
@@ -101,6 +114,14 @@ pub(super) fn parse(
             },
         },
     }
+}
+
+fn names_us_as_parent(protocol: &Protocol, envelope: &Map<String, Value>) -> bool {
+    envelope
+        .get("data")
+        .and_then(Value::as_object)
+        .and_then(|data| parent(protocol, data))
+        == Some(true)
 }
 
 /// A fresh `object_id` for a request that came without one.

@@ -377,8 +377,11 @@ fn namespace_and_scene(
     };
 
     let scene_field = optional_str(data, "scene", "data.scene")?;
+    // Exactly two non-empty parts; `a/b/c` is not of that form.
     let (namespace, scene, field) = match scene_field.and_then(|s| s.split_once('/')) {
-        Some((namespace, scene)) if !namespace.is_empty() && !scene.is_empty() => {
+        Some((namespace, scene))
+            if !namespace.is_empty() && !scene.is_empty() && !scene.contains('/') =>
+        {
             (namespace.to_string(), scene.to_string(), "data.scene")
         }
         _ => (
@@ -631,20 +634,29 @@ mod tests {
 
     #[test]
     fn namespace_and_scene_fall_back_to_env() {
-        let mut data = with("env", json!({"NAMESPACE": "bob", "SCENE": "yard"}));
-        data["scene"] = json!("noslash");
-        let request = parse(data).unwrap();
+        // Not of the form namespace/scene: no slash, or more than one.
+        for scene in ["noslash", "a/b/c", "/lab", "alice/"] {
+            let mut data = with("env", json!({"NAMESPACE": "bob", "SCENE": "yard"}));
+            data["scene"] = json!(scene);
+            let request = parse(data).unwrap();
+            assert_eq!(
+                (request.namespace.as_str(), request.scene.as_str()),
+                ("bob", "yard"),
+                "{scene}"
+            );
+        }
+        let request = parse(with("scene", json!("a/b/c"))).unwrap();
         assert_eq!(
             (request.namespace.as_str(), request.scene.as_str()),
-            ("bob", "yard")
+            ("public", "default")
         );
     }
 
     #[test]
     fn scene_that_cannot_be_a_topic_level_is_invalid() {
-        assert!(parse(with("scene", json!("a/b/c"))).is_err());
+        assert!(parse(with("scene", json!("x+y/lab"))).is_err());
         assert!(parse(with("env", json!(["SCENE=x+y"]))).is_err());
-        let unchecked = module_request(with("scene", json!("a/b/c")).as_object().unwrap(), false);
+        let unchecked = module_request(with("scene", json!("x+y/lab")).as_object().unwrap(), false);
         assert!(unchecked.is_ok());
     }
 

@@ -528,6 +528,29 @@ fn arena_requests_for_other_runtimes_are_ignored() {
     let stop_other = json!({"object_id": "d", "action": "delete", "type": "req",
         "data": {"type": "runtime"}});
     assert_eq!(parse(&p, ARENA_CONTROL, stop_other), Inbound::Ignored);
+
+    // Malformed input that does not name this runtime: every runtime in the realm
+    // reads the topic, and none may answer it.
+    for unowned in [
+        &b"garbage"[..],
+        br#"[1, 2]"#,
+        br#"{"object_id": "u", "action": "create", "type": "req", "data": "str"}"#,
+        br#"{"object_id": "u", "action": "update", "type": "req", "data": {"uuid": "x"}}"#,
+        br#"{"object_id": "u", "type": "req", "data": {"parent": "other-node"}}"#,
+    ] {
+        assert_eq!(
+            parse_bytes(&p, ARENA_CONTROL, unowned),
+            Inbound::Ignored,
+            "{}",
+            String::from_utf8_lossy(unowned)
+        );
+    }
+    let ours = json!({"object_id": "u", "action": "update", "type": "req",
+        "data": {"uuid": "x", "parent": RT}});
+    assert!(matches!(
+        parse(&p, ARENA_CONTROL, ours),
+        Inbound::Invalid { object_id: Some(id), .. } if id == "u"
+    ));
 }
 
 #[test]

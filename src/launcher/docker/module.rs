@@ -78,6 +78,20 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
         });
     };
 
+    // Checked before any file is fetched: the engine would refuse the name only at
+    // `create`.
+    if let Some(bad) = uuid
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !"_.-".contains(*c))
+    {
+        return fail(format!(
+            "module uuid '{}' cannot name a container: it holds '{}', and container \
+             names take only letters, digits, '_', '.' and '-'",
+            crate::protocol::printable(&uuid),
+            crate::protocol::printable(&bad.to_string())
+        ));
+    }
+
     let work = match WorkDir::create(&work_dir) {
         Ok(work) => work,
         Err(err) => {

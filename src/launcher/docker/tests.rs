@@ -1045,3 +1045,21 @@ fn a_slow_create_holds_up_neither_stats_nor_other_creates() {
         module.delete(&rig.launcher);
     }
 }
+
+#[test]
+fn a_uuid_that_cannot_name_a_container_fails_before_any_fetch() {
+    let rig = Rig::new(on_start::HELLO, NO_CHORES);
+    let mut module = rig.launch_as("bad id!", StopFlag::default());
+
+    match module.next_event() {
+        ModuleEvent::Failed { error, .. } => assert_eq!(
+            error,
+            "module uuid 'bad id!' cannot name a container: it holds ' ', and container \
+             names take only letters, digits, '_', '.' and '-'"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    module.join();
+    assert!(!module.work_dir.exists());
+    assert_eq!(rig.fake.calls(), Vec::<String>::new());
+}
