@@ -246,6 +246,15 @@ impl Shared {
         }
     }
 
+    /// Have the chores thread look for containers labelled with this runtime that no
+    /// module owns (after a create the engine may have finished after giving up).
+    fn owe_sweep(&self) {
+        *self
+            .sweep
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+    }
+
     /// Run the sweep when it is still owed; see `ContainerLauncher::sweep_orphans`.
     fn sweep_if_owed(&self, wait: Wait) -> usize {
         let Some(mut owed) = self.sweep_lock(wait) else {
@@ -269,7 +278,8 @@ impl Shared {
             }
             let module = container.module.as_deref().unwrap_or("unknown");
             log::warn!(
-                "removing container '{}' of module '{module}' left by an earlier run ({})",
+                "removing container '{}' of module '{module}' ({}): no module of this run \
+                 owns it (left by an earlier run, or made by a create given up on)",
                 container.name,
                 container.status
             );

@@ -133,9 +133,11 @@ fn run_module(shared: &Arc<Shared>, context: LaunchContext, started: &AtomicBool
     let id = match created {
         Ok(id) => id,
         Err(err) => {
-            // A create that timed out may still have made the container.
+            // A create that timed out may still have made the container, even after
+            // this removal: a sweep for containers of ours that no module owns follows.
             if matches!(err, EngineError::TimedOut { .. }) {
                 shared.remove_container(&container);
+                shared.owe_sweep();
             }
             drop(work);
             return fail(err.to_string());
@@ -207,7 +209,13 @@ fn container_spec(
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     env.push(format!("PROGRAM_OBJECT_ID={}", request.uuid));
-    let mut command = vec![options.cmd.clone(), program.to_string()];
+    // `-x.py` would read as an option to the entrypoint's `python3`.
+    let program = if program.starts_with('-') {
+        format!("./{program}")
+    } else {
+        program.to_string()
+    };
+    let mut command = vec![options.cmd.clone(), program];
     command.extend(request.argv.iter().cloned());
 
     ContainerSpec {

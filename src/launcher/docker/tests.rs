@@ -325,6 +325,14 @@ struct Rig {
 
 impl Rig {
     fn new(on_start: &str, stats_interval: Duration) -> Rig {
+        Rig::with_engine_timeout(on_start, stats_interval, 5.0)
+    }
+
+    fn with_engine_timeout(
+        on_start: &str,
+        stats_interval: Duration,
+        engine_timeout_sec: f64,
+    ) -> Rig {
         let fake = FakeEngine::new(on_start);
         let store = tempfile::tempdir().expect("store");
         fs::create_dir_all(store.path().join("apps")).expect("mkdir");
@@ -334,7 +342,7 @@ impl Rig {
             image: "runner:latest".into(),
             pull: "never".into(),
             stop_grace_sec: 1.0,
-            engine_timeout_sec: 5.0,
+            engine_timeout_sec,
             ..ContainerSettings::default()
         };
         let launcher = ContainerLauncher::new(ContainerOptions {
@@ -376,12 +384,17 @@ impl Rig {
     }
 
     fn launch_as(&self, uuid: &str, stop: StopFlag) -> Module {
+        self.launch_request(request(uuid), stop)
+    }
+
+    fn launch_request(&self, request: ModuleRequest, stop: StopFlag) -> Module {
+        let uuid = &request.uuid.clone();
         let (stdin_tx, stdin) = crossbeam_channel::bounded(16);
         let (events_tx, events) = crossbeam_channel::unbounded();
         let stats = Arc::new(ModuleStats::default());
         let work_dir = self.state.path().join(uuid);
         let context = LaunchContext {
-            request: request(uuid),
+            request,
             work_dir: work_dir.clone(),
             output: self
                 .outbox_tx
@@ -1062,4 +1075,47 @@ fn a_uuid_that_cannot_name_a_container_fails_before_any_fetch() {
     module.join();
     assert!(!module.work_dir.exists());
     assert_eq!(rig.fake.calls(), Vec::<String>::new());
+}
+
+#[test]
+fn a_container_the_engine_makes_after_its_create_was_given_up_on_is_swept() {
+    let rig = Rig::with_engine_timeout(on_start::HELLO, Duration::from_millis(100), 0.5);
+    rig.fake.touch("create-hold");
+    let mut module = rig.launch();
+    match module.next_event() {
+        ModuleEvent::Failed { error, .. } => {
+            assert!(error.contains("did not finish within"), "{error}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    module.join();
+
+    // The engine finishes the create after all, once the removal has run.
+    rig.fake.leave_container(&module.container, RUNTIME_UUID);
+    rig.fake.wait_for("the late container's removal", |fake| {
+        !fake.has_container(&module.container)
+    });
+}
+
+#[test]
+fn a_program_named_like_an_option_is_passed_as_a_path() {
+    let rig = Rig::new(on_start::HELLO, NO_CHORES);
+    fs::write(rig._store.path().join("apps/-c.py"), "print(1)\n").expect("program");
+    let request = ModuleRequest {
+        file: "-c.py".into(),
+        ..request(&uuid::Uuid::new_v4().to_string())
+    };
+    let mut module = rig.launch_request(request, StopFlag::default());
+    assert_eq!(module.next_event(), module.started());
+    assert!(matches!(
+        module.next_event(),
+        ModuleEvent::Exited { code: Some(0), .. }
+    ));
+    module.join();
+
+    let create = rig.fake.calls_of("create").pop().expect("a create call");
+    assert!(
+        create.ends_with(" runner:latest /entrypoint.sh ./-c.py --once"),
+        "{create}"
+    );
 }
