@@ -42,17 +42,23 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-fn wait_for_port(port: u16, child: &mut Child, log: &Path, deadline: Duration) {
+/// Waits until mosquitto accepts connections; `Err` with its log when it exited.
+fn wait_for_port(
+    port: u16,
+    child: &mut Child,
+    log: &Path,
+    deadline: Duration,
+) -> Result<(), String> {
     let start = Instant::now();
     loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!(
+            return Err(format!(
                 "mosquitto exited with {status} before accepting connections:\n{}",
                 read_lossy(log)
-            );
+            ));
         }
         if start.elapsed() > deadline {
             panic!(
@@ -87,31 +93,43 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("broker temp dir");
-        let mut broker = Broker {
-            port: free_port(),
-            dir,
-            child: None,
-            auth: None,
-        };
-        broker.spawn();
-        broker
+        Broker::start_on_a_free_port(None)
     }
 
     /// A broker that refuses anonymous clients and accepts only `username`/`password`.
     pub fn start_with_auth(username: &str, password: &str) -> Broker {
-        let dir = tempfile::tempdir().expect("broker temp dir");
+        Broker::start_on_a_free_port(Some((username.into(), password.into())))
+    }
+
+    /// A port that was free can be taken before mosquitto binds it (as the local end
+    /// of another test's connection): then another port is tried.
+    fn start_on_a_free_port(auth: Option<(String, String)>) -> Broker {
         let mut broker = Broker {
             port: free_port(),
-            dir,
+            dir: tempfile::tempdir().expect("broker temp dir"),
             child: None,
-            auth: Some((username.into(), password.into())),
+            auth,
         };
+        for _ in 0..4 {
+            match broker.try_spawn() {
+                Ok(()) => return broker,
+                Err(log) if log.contains("Address already in use") => {
+                    broker.port = free_port();
+                }
+                Err(log) => panic!("{log}"),
+            }
+        }
         broker.spawn();
         broker
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("{log}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         let conf = self.dir.path().join("mosquitto.conf");
         let log = self.dir.path().join("mosquitto.log");
         let mut text = format!(
@@ -161,8 +179,9 @@ impl Broker {
             .stderr(err)
             .spawn()
             .expect("spawn mosquitto (is it installed?)");
-        wait_for_port(self.port, &mut child, &log, Duration::from_secs(10));
+        wait_for_port(self.port, &mut child, &log, Duration::from_secs(10))?;
         self.child = Some(child);
+        Ok(())
     }
 
     /// A broker with a reserved port that is not running yet (`launch` starts it), for

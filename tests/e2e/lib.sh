@@ -126,10 +126,14 @@ e2e_runtime_bin() {
     echo "$target_dir/debug/sideload"
 }
 
+# A port nobody listens on, below the kernel's range for the local ends of outgoing
+# connections (which a connect probe cannot see, and which other tests' clients use).
 e2e_free_port() {
-    local port
+    local port low=32768
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    ((low > 11000)) || low=32768
     for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 30000))
+        port=$((10000 + RANDOM % (low - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return
@@ -138,10 +142,20 @@ e2e_free_port() {
     e2e_fail "found no free port"
 }
 
+# Tests run side by side: two may pick the same port, so a start that fails is tried
+# again on another.
 e2e_start_broker() {
-    E2E_PORT="$(e2e_free_port)"
-    PORT="$E2E_PORT" BROKER_DIR="$E2E_TMP/broker" "$E2E_ROOT/scripts/broker.sh" start >/dev/null \
-        || e2e_fail "could not start mosquitto on port $E2E_PORT"
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        E2E_PORT="$(e2e_free_port)"
+        if PORT="$E2E_PORT" BROKER_DIR="$E2E_TMP/broker" "$E2E_ROOT/scripts/broker.sh" start \
+            >/dev/null 2>"$E2E_TMP/broker-start.err"; then
+            return
+        fi
+        echo "[$E2E_TEST] mosquitto did not start on port $E2E_PORT (attempt $attempt)" >&2
+    done
+    cat "$E2E_TMP/broker-start.err" >&2
+    e2e_fail "could not start mosquitto"
 }
 
 # Records every message of the realm, then proves the recorder is subscribed.
