@@ -311,7 +311,15 @@ impl ModuleQueue {
             state.partial[stream].extend_from_slice(&window[..taken]);
             rest = &rest[taken..];
             if complete {
-                let line = std::mem::take(&mut state.partial[stream]);
+                let mut line = std::mem::take(&mut state.partial[stream]);
+                if !line.ends_with(b"\n") {
+                    // A long line is cut between characters, so that each piece reads
+                    // as text (arena publishes pieces as JSON strings).
+                    let tail = incomplete_utf8_tail(&line);
+                    if tail < line.len() {
+                        state.partial[stream] = line.split_off(line.len() - tail);
+                    }
+                }
                 queued |= self.push_line(&mut state, stream, line);
             }
         }
@@ -417,6 +425,25 @@ impl ModuleQueue {
             control: false,
         })
     }
+}
+
+/// How many bytes at the end of `bytes` begin a UTF-8 character that is not complete
+/// (0 for ASCII, complete characters and bytes that are not UTF-8 at all).
+fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(4) {
+        let byte = bytes[bytes.len() - back];
+        if byte & 0xC0 == 0x80 {
+            continue;
+        }
+        let length = match byte {
+            0xF0..=0xF4 => 4,
+            0xE0..=0xEF => 3,
+            0xC2..=0xDF => 2,
+            _ => 1,
+        };
+        return if length > back { back } else { 0 };
+    }
+    0
 }
 
 fn json_string(bytes: &[u8]) -> Vec<u8> {
@@ -692,6 +719,24 @@ mod tests {
             String::from_utf8(payload).unwrap(),
             "\"say \\\"hi\\\"\u{fffd}\\n\""
         );
+    }
+
+    #[test]
+    fn long_lines_are_cut_between_characters() {
+        let (outbox, mut receiver) = outbox(limits(8, 1, 1 << 20), OutputEncoding::JsonString);
+        let mut out = outbox.module_output("out".into(), "err".into()).stdout();
+        // 'é' is two bytes and '€' three: byte 8 falls inside each of them.
+        out.write_all("abcdefgé|1234€|\n".as_bytes()).unwrap();
+
+        let pieces: Vec<String> = drain(&mut receiver)
+            .into_iter()
+            .map(|(_, payload, _)| serde_json::from_str(&payload).unwrap())
+            .collect();
+
+        assert_eq!(pieces, ["abcdefg", "é|1234", "€|\n"]);
+        assert_eq!(incomplete_utf8_tail(b"\xff\xfe"), 0);
+        assert_eq!(incomplete_utf8_tail("ab€".as_bytes()), 0);
+        assert_eq!(incomplete_utf8_tail(&"ab€".as_bytes()[..4]), 2);
     }
 
     #[test]
