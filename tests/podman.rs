@@ -172,7 +172,7 @@ impl Drop for PodmanJanitor {
 }
 
 fn podman_options() -> RuntimeOptions {
-    let names = ["echo", "exit_code", "stderr_writer", "stubborn"];
+    let names = ["argv_env", "echo", "exit_code", "stderr_writer", "stubborn"];
     with_python(RuntimeOptions::default(), &names)
         .env("SIDELOAD__LAUNCHER__PY__DOCKER__ENGINE", "podman")
         .appsettings(&podman_appsettings(
@@ -229,6 +229,22 @@ fn python_modules_run_through_podman_with_stdio_stats_exit_codes_and_delete() {
         },
         Duration::from_secs(30),
     );
+
+    let env = fx.create(
+        "py/argv_env/argv_env.py",
+        json!({"argv": ["a b"], "env": ["SL_K=v w ", "SL_PEM=one\ntwo"]}),
+    );
+    let line = fx.expect_stdout(&env.uuid, "}", START);
+    let seen: Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    assert_eq!(seen["argv"], json!(["a b"]), "{seen}");
+    assert_eq!(seen["env"]["SL_K"], "v w ", "{seen}");
+    assert_eq!(seen["env"]["SL_PEM"], "one\ntwo", "{seen}");
+    assert_eq!(
+        seen["env"]["PROGRAM_OBJECT_ID"],
+        env.uuid.as_str(),
+        "{seen}"
+    );
+    fx.expect_exited(&env.uuid, START);
 
     let stderr = fx.create("py/stderr_writer/stderr_writer.py", args(&[]));
     let stderr_topic = fx.rt.topics.stderr(&stderr.uuid);

@@ -88,7 +88,13 @@ fn python_module_gets_argv_env_its_program_folder_and_the_mqtt_credentials() {
         "py/argv_env/argv_env.py",
         args(
             &["x", "y z", "$HOME"],
-            &["SL_K=V", "SL_GREETING=hello there"],
+            &[
+                "SL_K=V",
+                "SL_GREETING=hello there",
+                "SL_BLANKS= both ends ",
+                "SL_EMPTY=",
+                "SL_PEM=line one\nline two",
+            ],
         ),
     );
 
@@ -98,6 +104,10 @@ fn python_module_gets_argv_env_its_program_folder_and_the_mqtt_credentials() {
     assert_eq!(seen["argv"], json!(["x", "y z", "$HOME"]), "{seen}");
     assert_eq!(seen["env"]["SL_K"], "V", "{seen}");
     assert_eq!(seen["env"]["SL_GREETING"], "hello there", "{seen}");
+    // Through the engine's env file, and (with a line break) its command line.
+    assert_eq!(seen["env"]["SL_BLANKS"], " both ends ", "{seen}");
+    assert_eq!(seen["env"]["SL_EMPTY"], "", "{seen}");
+    assert_eq!(seen["env"]["SL_PEM"], "line one\nline two", "{seen}");
     assert_eq!(seen["env"]["PROGRAM_OBJECT_ID"], m.uuid.as_str(), "{seen}");
     let files = seen["files"].as_array().expect("files").clone();
     assert!(files.contains(&json!("argv_env.py")), "{seen}");
