@@ -15,7 +15,10 @@ help:
 	@echo "make run              install the broker if needed, start it on 127.0.0.1:\$$PORT, run the runtime with conf/"
 	@echo "make test             what CI runs: packages, container engine and runner image (built while Rust"
 	@echo "                      compiles), fmt, clippy, shellcheck, unit and integration tests, end-to-end tests"
+	@echo "make unit             Rust unit and integration tests only (cargo nextest run)"
 	@echo "make e2e              end-to-end tests only (python_* are skipped when no engine runs)"
+	@echo "make lint             cargo fmt --check, clippy -D warnings, shellcheck"
+	@echo "make setup            install what the tests need (mosquitto, clients, jq) with apt-get"
 	@echo "make engine           install docker.io if needed, start dockerd, build the offline runner image if missing"
 	@echo "make engine-stop      stop the dockerd that make engine started"
 	@echo "make runner-image     rebuild the offline Python runner image (containers/build-offline-image.sh --force)"
@@ -26,7 +29,8 @@ help:
 	@echo "make release-aarch64  static 64-bit ARM binary (aarch64-unknown-linux-musl)"
 	@echo "make release-armv7    static 32-bit ARMv7 binary (armv7-unknown-linux-gnueabihf, +crt-static)"
 	@echo "make test-programs    rebuild tests/programs/*.wasm from their C sources"
-	@echo "make broker-stop      stop the broker that run or demo started"
+	@echo "make broker           start a local mosquitto on 127.0.0.1:\$$PORT (left running)"
+	@echo "make broker-stop      stop the broker that run, demo or broker started"
 	@echo "make clean            remove build outputs"
 
 setup:

@@ -64,7 +64,9 @@ start() {
     } >"$dir/mosquitto.conf"
 
     say "starting mosquitto on 127.0.0.1:$port (config, log and pid in $dir)"
-    mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 </dev/null &
+    # A session of its own: a Ctrl-C on `make run` stops the runtime, not the broker,
+    # which `make broker-stop` stops.
+    setsid mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 </dev/null &
     echo $! >"$pid_file"
 
     for _ in $(seq 1 100); do

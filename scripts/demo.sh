@@ -4,7 +4,8 @@
 # registration, create modules, delete one), show what comes back, then shut down.
 #
 # Usage: scripts/demo.sh        (make demo)
-# Environment: PORT (broker port, default 1883), DEMO_RUNTIME_UUID (fixed runtime uuid),
+# Environment: PORT (broker port, default 1883), DEMO_RUNTIME_UUID (the runtime uuid;
+#   a new one each run, so that two demos on one engine never sweep each other's containers),
 #   SIDELOAD_BIN (a runtime binary to use instead of building one).
 set -euo pipefail
 
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 port="${PORT:-1883}"
 realm=realm
-runtime_uuid="${DEMO_RUNTIME_UUID:-00000000-0000-4000-8000-00000000de70}"
+runtime_uuid="${DEMO_RUNTIME_UUID:-$(cat /proc/sys/kernel/random/uuid)}"
 reg_topic="$realm/proc/reg/$runtime_uuid"
 control_topic="$realm/proc/control/$runtime_uuid"
 work="$(mktemp -d "${TMPDIR:-/tmp}/sideload-demo.XXXXXX")"
@@ -128,7 +129,7 @@ for _ in $(seq 1 50); do
 done
 note "try it yourself in another terminal: mosquitto_sub -p $port -t '$realm/#' -v"
 
-step "5. start the runtime with conf/ and the fixed uuid $runtime_uuid"
+step "5. start the runtime with conf/ and the uuid $runtime_uuid"
 SIDELOAD__RUNTIME__UUID="$runtime_uuid" SIDELOAD__MQTT__PORT="$port" \
     "$binary" --config-dir conf >"$runtime_log" 2>&1 &
 runtime_pid=$!

@@ -64,14 +64,18 @@ fn main() -> ExitCode {
     for warning in &settings.warnings {
         log::warn!("{warning}");
     }
+    if args.check_config {
+        // A check writes nothing: the uuid is shown only when one is kept already.
+        if let Err(err) = settings.peek_runtime_uuid() {
+            error!("{err}");
+            return ExitCode::from(2);
+        }
+        print!("{}", settings.masked_yaml());
+        return ExitCode::SUCCESS;
+    }
     if let Err(err) = settings.resolve_runtime_uuid() {
         error!("{err}");
         return ExitCode::from(2);
-    }
-
-    if args.check_config {
-        print!("{}", settings.masked_yaml());
-        return ExitCode::SUCCESS;
     }
 
     match run(settings) {

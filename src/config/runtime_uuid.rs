@@ -38,6 +38,24 @@ impl Settings {
         self.runtime.uuid = Some(uuid.clone());
         Ok(uuid)
     }
+
+    /// The runtime uuid as `resolve_runtime_uuid` would find it, without writing
+    /// anything (`--check-config`): `None` when a first start would generate one.
+    pub fn peek_runtime_uuid(&mut self) -> Result<Option<String>, ConfigError> {
+        if let Some(uuid) = &self.runtime.uuid {
+            return Ok(Some(uuid.clone()));
+        }
+        let path = self.runtime.state_dir.join(UUID_FILE);
+        let uuid = read_uuid_file(&path)?;
+        match &uuid {
+            Some(_) => self.runtime.uuid = uuid.clone(),
+            None => log::info!(
+                "no runtime uuid yet: the first start generates one and keeps it in '{}'",
+                path.display()
+            ),
+        }
+        Ok(uuid)
+    }
 }
 
 /// The uuid kept in `path`; `None` when absent or unusable (then a new one is made).

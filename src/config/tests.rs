@@ -458,6 +458,20 @@ fn generated_runtime_uuid_is_kept_across_restarts() {
 }
 
 #[test]
+fn a_peek_at_the_runtime_uuid_writes_nothing() {
+    let dir = folder(&[("settings.yaml", "runtime: {state_dir: state}\n")]);
+
+    let mut s = Settings::load_with_env(dir.path(), no_env()).unwrap();
+    assert_eq!(s.peek_runtime_uuid().unwrap(), None);
+    assert!(!dir.path().join("state").exists());
+
+    let kept = s.resolve_runtime_uuid().unwrap();
+    let mut again = Settings::load_with_env(dir.path(), no_env()).unwrap();
+    assert_eq!(again.peek_runtime_uuid().unwrap(), Some(kept.clone()));
+    assert_eq!(again.runtime.uuid, Some(kept));
+}
+
+#[test]
 fn fixed_runtime_uuid_is_honoured_and_nothing_written() {
     let fixed = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
     let dir = folder(&[(
