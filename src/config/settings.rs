@@ -292,7 +292,7 @@ impl Default for MqttSettings {
             password: None,
             ca_file: None,
             insecure: false,
-            keepalive_sec: 30,
+            keepalive_sec: 10,
             max_packet_bytes: 1024 * 1024,
             max_incoming_packet_bytes: 16 * 1024 * 1024,
             max_request_bytes: 256 * 1024,

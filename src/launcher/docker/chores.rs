@@ -4,13 +4,12 @@
 //!
 //! Not for: anything about one module's life (`module.rs`).
 
-use std::fs;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::{lock, Shared, Wait};
+use super::{kernel, lock, Shared, Wait};
 
 /// Runs until the launcher is dropped (its end of `quit` goes away).
 pub(super) fn run(shared: &Shared, quit: &Receiver<()>) {
@@ -34,8 +33,10 @@ pub(super) fn run(shared: &Shared, quit: &Receiver<()>) {
     }
 }
 
-/// One `stats` call for every running container; CPU percentages become CPU time
-/// so that the supervisor measures them over its own intervals like any module's.
+/// One `stats` call for every running container. CPU time and network counters come
+/// from the kernel where it shows them (`kernel.rs`), else from the engine's figures:
+/// its CPU percentage becomes CPU time over the interval, so that the supervisor
+/// measures every module over its own intervals alike.
 fn sample_stats(shared: &Shared) {
     let names: Vec<String> = lock(&shared.running)
         .values()
@@ -62,80 +63,33 @@ fn sample_stats(shared: &Shared) {
             continue;
         };
         let elapsed = now.saturating_duration_since(sampled.last_sample);
-        let cpu_ns = (answer.cpu_percent.max(0.0) / 100.0 * elapsed.as_nanos() as f64) as u64;
         sampled.last_sample = now;
+        let cpu_ns = match sampled.cpu_usage.as_ref().and_then(kernel::CpuUsage::read) {
+            Some(total) => {
+                let added = total.saturating_sub(sampled.cpu_counted_ns);
+                sampled.cpu_counted_ns = sampled.cpu_counted_ns.max(total);
+                added
+            }
+            None => (answer.cpu_percent.max(0.0) / 100.0 * elapsed.as_nanos() as f64) as u64,
+        };
 
         let stats = &sampled.stats;
         stats.cpu_time_ns.fetch_add(cpu_ns, Relaxed);
         stats.mem_bytes.store(answer.mem_bytes, Relaxed);
-        stats.net_rx_bytes.store(answer.net_rx_bytes, Relaxed);
-        stats.net_tx_bytes.store(answer.net_tx_bytes, Relaxed);
         stats.blk_read_bytes.store(answer.blk_read_bytes, Relaxed);
         stats.blk_write_bytes.store(answer.blk_write_bytes, Relaxed);
-        if let Some((rx, tx)) = sampled.pid.and_then(network_packets) {
-            stats.net_rx_pkts.store(rx, Relaxed);
-            stats.net_tx_pkts.store(tx, Relaxed);
+        match sampled.pid.and_then(kernel::network) {
+            Some(network) => {
+                stats.net_rx_bytes.store(network.rx_bytes, Relaxed);
+                stats.net_tx_bytes.store(network.tx_bytes, Relaxed);
+                stats.net_rx_pkts.store(network.rx_packets, Relaxed);
+                stats.net_tx_pkts.store(network.tx_packets, Relaxed);
+            }
+            None => {
+                stats.net_rx_bytes.store(answer.net_rx_bytes, Relaxed);
+                stats.net_tx_bytes.store(answer.net_tx_bytes, Relaxed);
+            }
         }
         stats.polls.fetch_add(1, Relaxed);
-    }
-}
-
-/// Packets received and sent on every interface but loopback of the network
-/// namespace of process `pid` (`docker stats` counts bytes only). `None` when the
-/// process is gone or its namespace is not readable (a rootless engine).
-fn network_packets(pid: u32) -> Option<(u64, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
-    Some(parse_net_dev(&text))
-}
-
-/// Sums packet counts from `/proc/net/dev` text: after `iface:`, field 2 is packets
-/// received and field 10 packets sent.
-fn parse_net_dev(text: &str) -> (u64, u64) {
-    let mut rx = 0u64;
-    let mut tx = 0u64;
-    for line in text.lines().skip(2) {
-        let Some((iface, counters)) = line.split_once(':') else {
-            continue;
-        };
-        if iface.trim() == "lo" {
-            continue;
-        }
-        let fields: Vec<u64> = counters
-            .split_whitespace()
-            .map(|field| field.parse().unwrap_or(0))
-            .collect();
-        if fields.len() >= 10 {
-            rx = rx.saturating_add(fields[1]);
-            tx = tx.saturating_add(fields[9]);
-        }
-    }
-    (rx, tx)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NET_DEV: &str = "\
-Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo:    1000      10    0    0    0     0          0         0     1000      10    0    0    0     0       0          0
-  eth0:   52341     412    0    0    0     0          0         0    12000      97    0    0    0     0       0          0
-  eth1:     100       3    0    0    0     0          0         0      200       2    0    0    0     0       0          0
-";
-
-    #[test]
-    fn packets_are_summed_over_interfaces_other_than_loopback() {
-        assert_eq!(parse_net_dev(NET_DEV), (415, 99));
-    }
-
-    #[test]
-    fn a_garbled_net_dev_reads_as_no_packets() {
-        assert_eq!(parse_net_dev("nonsense\n\nfoo: 1 2\n"), (0, 0));
-    }
-
-    #[test]
-    fn packets_of_this_process_namespace_are_readable() {
-        assert!(network_packets(std::process::id()).is_some());
     }
 }

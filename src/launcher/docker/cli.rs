@@ -306,9 +306,19 @@ impl Engine {
             return Ok(parsed);
         }
 
-        let missing = parse::missing_containers(&finished.stderr);
+        let mut missing = parse::missing_containers(&finished.stderr);
         if missing.is_empty() {
-            return Err(self.failure("stats", &finished, &[]));
+            // docker 28 ends with just "EOF" for every container when one of them goes
+            // during the call; asked again, it names the one gone.
+            let again = self.stats_once(names)?;
+            let parsed = parse_stats_lines(&again.stdout);
+            if again.success || !parsed.is_empty() {
+                return Ok(parsed);
+            }
+            missing = parse::missing_containers(&again.stderr);
+            if missing.is_empty() {
+                return Err(self.failure("stats", &again, &[]));
+            }
         }
         // docker 28 prints nothing at all when one of the names is gone, so ask once
         // more for the others.

@@ -8,6 +8,7 @@
 
 mod chores;
 pub mod cli;
+mod kernel;
 mod module;
 
 use std::collections::{BTreeSet, HashMap};
@@ -78,8 +79,12 @@ struct Shared {
 struct Sampled {
     container: String,
     stats: Arc<ModuleStats>,
-    /// Host pid of the container's first process (for network packet counts).
+    /// Host pid of the container's first process (for network counters).
     pid: Option<u32>,
+    /// Where its cgroup's CPU time is read, when the host shows it.
+    cpu_usage: Option<kernel::CpuUsage>,
+    /// The cgroup CPU time already added to `stats`.
+    cpu_counted_ns: u64,
     /// When CPU time was last added to `stats`.
     last_sample: Instant,
 }

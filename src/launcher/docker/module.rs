@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::cli::{ContainerSpec, ContainerState, EngineError};
 use super::cli::{LABEL_MODULE, LABEL_MODULE_NAME, LABEL_RUNTIME};
-use super::{container_name, lock, Sampled, Shared};
+use super::{container_name, kernel, lock, Sampled, Shared};
 use crate::launcher::work_dir::WorkDir;
 use crate::launcher::{
     guard_module_thread, module_time_limit, LaunchContext, ModuleEvent, StopFlag,
@@ -346,12 +346,15 @@ impl RunningModule<'_> {
         held.release(&output.stderr());
         started.store(true, Ordering::SeqCst);
         self.stats.polled.store(true, Ordering::Relaxed);
+        let pid = state.pid.filter(|pid| *pid > 0);
         lock(&self.shared.running).insert(
             self.request.uuid.clone(),
             Sampled {
                 container: self.container.to_string(),
                 stats: self.stats.clone(),
-                pid: state.pid.filter(|pid| *pid > 0),
+                pid,
+                cpu_usage: pid.and_then(kernel::CpuUsage::of_process),
+                cpu_counted_ns: 0,
                 last_sample: Instant::now(),
             },
         );

@@ -23,7 +23,8 @@ use crate::protocol::{FileType, ModuleRequest};
 /// The fake engine. `$d` is its folder; `c.NAME` holds a container's `{{json .State}}`,
 /// `l.NAME` its labels, `env.NAME` the mode and lines of its `--env-file`; a file `down` makes every command fail as a stopped daemon
 /// does; `on-start` is the shell snippet the attached start runs (with `$n` the
-/// container); a file `create-hold` makes `create` wait for `create-go`; files
+/// container); `pid` holds the host pid running containers report (else 0: no
+/// kernel counters); a file `create-hold` makes `create` wait for `create-go`; files
 /// `ps-fails` and `rm-fails` make only those commands fail.
 const FAKE_ENGINE: &str = r#"#!/bin/sh
 d=$(dirname "$0")
@@ -39,7 +40,7 @@ set_state() {
   running=false; pid=0; started=2025-06-01T10:00:00.1Z; finished=0001-01-01T00:00:00Z
   case $2 in
     created) started=0001-01-01T00:00:00Z ;;
-    running) running=true; pid=$$ ;;
+    running) running=true; pid=$(cat "$d/pid" 2>/dev/null || echo 0) ;;
     exited) finished=2025-06-01T10:00:01.2Z ;;
   esac
   printf '{"Status":"%s","Running":%s,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":%s,"ExitCode":%s,"Error":"%s","StartedAt":"%s","FinishedAt":"%s"}\n' \
@@ -115,6 +116,12 @@ ps) # ps --all --no-trunc --filter label=KEY=VALUE --format {{json .}}
   done ;;
 stats) # stats --no-stream --format {{json .}} -- NAMES...
   shift 4
+  if [ -e "$d/stats-eof-once" ]; then
+    # What docker 28 says when a container goes during the call.
+    rm -f "$d/stats-eof-once"
+    echo "EOF" >&2
+    exit 1
+  fi
   for n in "$@"; do
     [ -e "$d/c.$n" ] || { echo "Error response from daemon: No such container: $n" >&2; bad=1; }
   done
@@ -125,6 +132,28 @@ stats) # stats --no-stream --format {{json .}} -- NAMES...
 *) echo "docker: unknown command: docker $cmd" >&2; exit 125 ;;
 esac
 "#;
+
+#[test]
+fn a_stats_call_cut_short_by_a_container_going_is_asked_again() {
+    let rig = Rig::new(on_start::RUN_UNTIL_STOPPED, NO_CHORES);
+    let mut module = rig.launch();
+    assert_eq!(module.next_event(), module.started());
+    rig.fake.touch("stats-eof-once");
+
+    let answers = rig
+        .launcher
+        .shared
+        .engine
+        .stats(&[module.container.clone()])
+        .expect("stats");
+
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].mem_bytes, 10 * 1024 * 1024);
+    assert_eq!(rig.fake.calls_of("stats").len(), 2);
+    module.delete(&rig.launcher);
+    assert!(matches!(module.next_event(), ModuleEvent::Exited { .. }));
+    module.join();
+}
 
 /// `on-start` snippets: what the attached start does in each story.
 mod on_start {
@@ -869,6 +898,33 @@ fn an_orphan_that_cannot_be_removed_is_retried_by_id_without_sweeping_again() {
         .fake
         .calls()
         .contains(&"rm --force --volumes -- id-sideload-old-1".to_string()));
+}
+
+#[test]
+fn cpu_time_and_network_come_from_the_kernel_when_it_shows_the_container() {
+    let rig = Rig::new(on_start::RUN_UNTIL_STOPPED, Duration::from_millis(100));
+    // This test process stands in for the container's first process.
+    let pid = std::process::id();
+    fs::write(rig.fake.path("pid"), pid.to_string()).expect("pid");
+    let cgroup_before = kernel::CpuUsage::of_process(pid)
+        .and_then(|usage| usage.read())
+        .expect("this process's cgroup CPU time");
+    let mut module = rig.launch();
+    assert_eq!(module.next_event(), module.started());
+
+    let stats = module.stats.clone();
+    rig.fake
+        .wait_for("a stats sample", |_| stats.polls.load(Relaxed) >= 2);
+    let network = kernel::network(pid).expect("this process's network");
+
+    // The engine's figures (50 % of the interval, 1,500 bytes) are not used.
+    assert!(stats.cpu_time_ns.load(Relaxed) >= cgroup_before);
+    assert!(stats.net_rx_bytes.load(Relaxed) <= network.rx_bytes);
+    assert!(stats.net_rx_pkts.load(Relaxed) <= network.rx_packets);
+    assert_eq!(stats.mem_bytes(), 10 * 1024 * 1024);
+    module.delete(&rig.launcher);
+    assert!(matches!(module.next_event(), ModuleEvent::Exited { .. }));
+    module.join();
 }
 
 #[test]

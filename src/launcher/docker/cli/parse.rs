@@ -166,12 +166,32 @@ pub(super) fn size_pair(text: &str) -> (u64, u64) {
 }
 
 /// A size as docker and podman print it: decimal units (`kB`, `MB`, ...) and binary
-/// ones (`KiB`, `MiB`, ...); `--` and garbage are none.
+/// ones (`KiB`, `MiB`, ...), three digits and an exponent past them (`1e+03kB`, Go's
+/// `%.3g`); `--` and garbage are none.
 pub(super) fn size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let bytes = text.as_bytes();
+    let mut split = 0;
+    while split < bytes.len() {
+        let exponent = matches!(bytes[split], b'e' | b'E')
+            && split > 0
+            && match bytes.get(split + 1) {
+                Some(b'+' | b'-') => bytes.get(split + 2).is_some_and(u8::is_ascii_digit),
+                Some(next) => next.is_ascii_digit(),
+                None => false,
+            };
+        if exponent {
+            split += if matches!(bytes[split + 1], b'+' | b'-') {
+                2
+            } else {
+                1
+            };
+        } else if bytes[split].is_ascii_digit() || bytes[split] == b'.' {
+            split += 1;
+        } else {
+            break;
+        }
+    }
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
     let multiplier: f64 = match unit.trim() {
@@ -276,6 +296,10 @@ mod tests {
         assert_eq!(size("1TiB"), Some(1_099_511_627_776));
         assert_eq!(size("1TB"), Some(1_000_000_000_000));
         assert_eq!(size(" 7 B "), Some(7));
+        // Go's `%.3g` just below a unit: docker printed this for 999,700 bytes.
+        assert_eq!(size("1e+03kB"), Some(1_000_000));
+        assert_eq!(size("1E+03MiB"), Some(1_048_576_000));
+        assert_eq!(size("2.5e3B"), Some(2_500));
     }
 
     #[test]
@@ -284,6 +308,9 @@ mod tests {
         assert_eq!(size(""), None);
         assert_eq!(size("12 parsecs"), None);
         assert_eq!(size("1.2.3kB"), None);
+        assert_eq!(size("e3kB"), None);
+        assert_eq!(size("1e+kB"), None);
+        assert_eq!(size("1EB"), None);
     }
 
     #[test]
