@@ -131,6 +131,10 @@ pub trait Launcher: Send + Sync {
         std::time::Duration::ZERO
     }
 
+    /// The orchestrator set the keepalive interval (in its registration reply):
+    /// launchers that sample stats on a clock of their own follow it.
+    fn keepalive_interval(&self, _interval: std::time::Duration) {}
+
     /// Runtime shutdown, after the modules were asked to stop and given
     /// `stop_timeout`: remove whatever of theirs is still left (may block briefly).
     fn shutdown(&self) {}

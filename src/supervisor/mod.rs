@@ -207,6 +207,9 @@ impl Supervisor {
                 info!("registered with the orchestrator");
                 if let Some(interval) = ka_interval {
                     self.ka_interval = interval;
+                    for launcher in self.launchers.values() {
+                        launcher.keepalive_interval(interval);
+                    }
                 }
                 self.schedule_keepalive(Instant::now());
             }

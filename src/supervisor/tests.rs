@@ -18,6 +18,7 @@ use crate::protocol::{DialectConfig, RuntimeInfo};
 struct ScriptedLauncher {
     launched: Mutex<Vec<LaunchContext>>,
     stopped: Mutex<Vec<String>>,
+    keepalive_intervals: Mutex<Vec<Duration>>,
 }
 
 impl Launcher for ScriptedLauncher {
@@ -29,6 +30,26 @@ impl Launcher for ScriptedLauncher {
     fn stop(&self, uuid: &str) {
         self.stopped.lock().expect("lock").push(uuid.to_string());
     }
+
+    fn keepalive_interval(&self, interval: Duration) {
+        self.keepalive_intervals
+            .lock()
+            .expect("lock")
+            .push(interval);
+    }
+}
+
+#[test]
+fn the_orchestrator_s_keepalive_interval_reaches_the_launchers() {
+    let mut fx = fixture();
+    fx.supervisor.on_reg_action(RegAction::Registered {
+        ka_interval: Some(Duration::from_secs(7)),
+    });
+    assert_eq!(fx.supervisor.ka_interval, Duration::from_secs(7));
+    assert_eq!(
+        *fx.launcher.keepalive_intervals.lock().expect("lock"),
+        [Duration::from_secs(7)]
+    );
 }
 
 struct Fixture {

@@ -5,7 +5,7 @@
 //! Not for: anything about one module's life (`module.rs`).
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -13,17 +13,27 @@ use super::{kernel, lock, Shared, Wait};
 
 /// Runs until the launcher is dropped (its end of `quit` goes away).
 pub(super) fn run(shared: &Shared, quit: &Receiver<()>) {
-    let interval = shared.options.stats_interval;
     // At a fixed rate, not a fixed pause: a `stats` call takes a second and a half,
     // and keepalives at the same interval should each see one sample. A call that
-    // overran still leaves the engine half an interval of rest.
+    // overran still leaves the engine half an interval of rest. The interval is
+    // looked at again at least every second: the orchestrator may shorten it.
+    let mut interval = shared.stats_interval();
     let mut next = Instant::now() + interval;
     loop {
-        match quit.recv_deadline(next) {
+        match quit.recv_deadline(next.min(Instant::now() + Duration::from_secs(1))) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        next = (next + interval).max(Instant::now() + interval / 2);
+        let now = Instant::now();
+        let current = shared.stats_interval();
+        if current != interval {
+            next = next.min(now + current);
+            interval = current;
+        }
+        if now < next {
+            continue;
+        }
+        next = (next + interval).max(now + interval / 2);
         // Both skip a tick while a create is under way, rather than hold up stats.
         if !lock(&shared.leftovers).is_empty() {
             shared.remove_leftovers(Wait::No);

@@ -71,6 +71,8 @@ struct Shared {
     /// that a sweep never removes a container this run created. `true` while a sweep
     /// is still owed (the engine could not be asked yet).
     sweep: RwLock<bool>,
+    /// The keepalive interval the orchestrator asked for, if it did.
+    keepalive_interval: Mutex<Option<Duration>>,
     /// Set by `shutdown` (under the sweep lock): no container is created any more.
     closing: AtomicBool,
 }
@@ -103,6 +105,7 @@ impl ContainerLauncher {
             leftovers: Mutex::new(BTreeSet::new()),
             ours: Mutex::new(HashMap::new()),
             sweep: RwLock::new(true),
+            keepalive_interval: Mutex::new(None),
             closing: AtomicBool::new(false),
         });
         let (chores_tx, chores_rx) = crossbeam_channel::bounded(0);
@@ -142,6 +145,10 @@ impl Launcher for ContainerLauncher {
         if let Err(err) = spawned {
             log::error!("cannot start a thread to stop module '{uuid}': {err}");
         }
+    }
+
+    fn keepalive_interval(&self, interval: Duration) {
+        *lock(&self.shared.keepalive_interval) = Some(interval);
     }
 
     fn stop_timeout(&self) -> Duration {
@@ -258,6 +265,16 @@ impl Shared {
             .sweep
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+    }
+
+    /// Between two stats samples: the configured interval, or the orchestrator's
+    /// keepalive interval when that is shorter (never under a second).
+    fn stats_interval(&self) -> Duration {
+        let configured = self.options.stats_interval;
+        match *lock(&self.keepalive_interval) {
+            Some(asked) => configured.min(asked.max(Duration::from_secs(1))),
+            None => configured,
+        }
     }
 
     /// Run the sweep when it is still owed; see `ContainerLauncher::sweep_orphans`.

@@ -1175,3 +1175,19 @@ fn a_program_named_like_an_option_is_passed_as_a_path() {
         "{create}"
     );
 }
+
+#[test]
+fn stats_follow_a_shorter_keepalive_interval_from_the_orchestrator() {
+    let rig = Rig::new(on_start::RUN_UNTIL_STOPPED, Duration::from_secs(60));
+    let mut module = rig.launch();
+    assert_eq!(module.next_event(), module.started());
+
+    rig.launcher.keepalive_interval(Duration::from_secs(1));
+    let stats = module.stats.clone();
+    rig.fake
+        .wait_for("two stats samples", |_| stats.polls.load(Relaxed) >= 2);
+
+    module.delete(&rig.launcher);
+    assert!(matches!(module.next_event(), ModuleEvent::Exited { .. }));
+    module.join();
+}
