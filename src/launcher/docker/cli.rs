@@ -444,8 +444,8 @@ impl Engine {
 struct EnvFile(PathBuf);
 
 impl EnvFile {
-    /// Writes the file beside the work folder (`<work folder>.env`, outside what the
-    /// container sees), if any entry fits one.
+    /// Writes the file beside the work folder (`.<work folder>-<random>.env`, outside
+    /// what the container sees), if any entry fits one.
     fn write(spec: &ContainerSpec) -> Result<Option<EnvFile>, EngineError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -467,20 +467,18 @@ impl EnvFile {
                 reason: format!("work folder '{}' has no name", spec.mount_source.display()),
             });
         };
-        let mut name = folder.to_os_string();
-        name.push(".env");
+        // Random, so that it is never another module's work folder (a uuid may be
+        // anything a topic level can hold).
+        let mut name = std::ffi::OsString::from(".");
+        name.push(folder);
+        name.push(format!("-{}.env", uuid::Uuid::new_v4().simple()));
         let file = EnvFile(parent.join(name));
         let failed = |error: std::io::Error| EngineError::InvalidSpec {
             name: spec.name.clone(),
             reason: format!("cannot write its env file '{}': {error}", file.0.display()),
         };
-        // A leftover of a crash in the middle of a create.
-        match std::fs::remove_file(&file.0) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                return Err(failed(error))
-            }
-            _ => {}
-        }
+        // A leftover of a crash in the middle of a create goes with the sweep of the
+        // work folders at the next start.
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -498,8 +496,11 @@ impl EnvFile {
 
 impl Drop for EnvFile {
     fn drop(&mut self) {
-        if let Err(error) = std::fs::remove_file(&self.0) {
-            log::warn!("cannot remove env file '{}': {error}", self.0.display());
+        match std::fs::remove_file(&self.0) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                log::warn!("cannot remove env file '{}': {error}", self.0.display());
+            }
+            _ => {}
         }
     }
 }
