@@ -61,6 +61,7 @@ pub fn outbox(limits: OutputSettings, encoding: OutputEncoding) -> (Outbox, Outb
         wake,
         sealed: Arc::new(AtomicBool::new(false)),
         control: Mutex::new(VecDeque::new()),
+        status: Mutex::new(None),
         last: Mutex::new(VecDeque::new()),
         modules: Mutex::new(Vec::new()),
     });
@@ -79,6 +80,8 @@ struct Inner {
     /// Set at shutdown: module output written after this is dropped.
     sealed: Arc<AtomicBool>,
     control: Mutex<VecDeque<Message>>,
+    /// The newest status message (keepalive); each replaces the one before.
+    status: Mutex<Option<Message>>,
     /// Control messages that wait until no module output is left to take.
     last: Mutex<VecDeque<Message>>,
     modules: Mutex<Vec<Arc<ModuleQueue>>>,
@@ -88,6 +91,14 @@ impl Outbox {
     /// Queue a control message; never dropped, published before pending output.
     pub fn control(&self, message: Message) {
         lock(&self.inner.control).push_back(message);
+        wake(&self.inner.wake);
+    }
+
+    /// Queue a status message (a keepalive): only the newest one waits, it goes out
+    /// after control messages and before output, at most once (QoS 0): one that a
+    /// broken connection swallowed is never sent late, after newer news.
+    pub fn status(&self, message: Message) {
+        *lock(&self.inner.status) = Some(message);
         wake(&self.inner.wake);
     }
 
@@ -132,7 +143,8 @@ impl OutboxReceiver {
         &self.wakeups
     }
 
-    /// The next publication: control messages first, then module output round-robin
+    /// The next publication: control messages first, then the newest status message,
+    /// then module output round-robin
     /// over modules (consecutive lines of one stream joined up to `max_batch_bytes`),
     /// a module's closing message after all its output, then the messages queued by
     /// `control_after_output`. With `output == false` only control messages are
@@ -147,6 +159,12 @@ impl OutboxReceiver {
         }
         if !output {
             return None;
+        }
+        if let Some(message) = lock(&self.inner.status).take() {
+            return Some(OutboxItem {
+                message,
+                control: false,
+            });
         }
         self.take_module_item()
             .or_else(|| lock(&self.inner.last).pop_front().map(control))
@@ -546,6 +564,27 @@ mod tests {
                 ("exited".into(), "2".into(), true),
                 ("exited".into(), "1".into(), true),
                 ("reg".into(), "unregister".into(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_the_newest_status_waits_and_it_goes_out_at_most_once() {
+        let (outbox, mut receiver) = outbox(one_line_batches(), OutputEncoding::Raw);
+        let module = outbox.module_output("out".into(), "err".into());
+        module.stdout().write_all(b"hello\n").unwrap();
+        outbox.status(message("ka", "1"));
+        outbox.status(message("ka", "2"));
+        outbox.control(message("reg", "{}"));
+
+        let items = drain(&mut receiver);
+
+        assert_eq!(
+            items,
+            vec![
+                ("reg".into(), "{}".into(), true),
+                ("ka".into(), "2".into(), false),
+                ("out".into(), "hello\n".into(), false)
             ]
         );
     }

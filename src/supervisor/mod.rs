@@ -288,7 +288,7 @@ impl Supervisor {
             children.push(child_stats(entry, now));
         }
         debug!("keepalive with {} modules", children.len());
-        self.outbox.control(self.protocol.keepalive(&children));
+        self.outbox.status(self.protocol.keepalive(&children));
     }
 
     fn on_message(&mut self, topic: &str, payload: &[u8]) {
