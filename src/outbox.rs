@@ -13,7 +13,8 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -62,8 +63,8 @@ pub fn outbox(limits: OutputSettings, encoding: OutputEncoding) -> (Outbox, Outb
         sealed: Arc::new(AtomicBool::new(false)),
         control: Mutex::new(VecDeque::new()),
         status: Mutex::new(None),
-        last: Mutex::new(VecDeque::new()),
         modules: Mutex::new(Vec::new()),
+        flushed: Condvar::new(),
     });
     let receiver = OutboxReceiver {
         inner: inner.clone(),
@@ -82,9 +83,9 @@ struct Inner {
     control: Mutex<VecDeque<Message>>,
     /// The newest status message (keepalive); each replaces the one before.
     status: Mutex<Option<Message>>,
-    /// Control messages that wait until no module output is left to take.
-    last: Mutex<VecDeque<Message>>,
     modules: Mutex<Vec<Arc<ModuleQueue>>>,
+    /// Notified when the last module queue is gone (all output and exits taken).
+    flushed: Condvar,
 }
 
 impl Outbox {
@@ -102,12 +103,25 @@ impl Outbox {
         wake(&self.inner.wake);
     }
 
-    /// Queue a control message that goes out once no module output or closing
-    /// message is left to publish (the unregistration at shutdown, after the exits).
-    /// Never dropped; output written from now on can still go before it.
-    pub fn control_after_output(&self, message: Message) {
-        lock(&self.inner.last).push_back(message);
-        wake(&self.inner.wake);
+    /// Wait until every module's output and closing message has been taken for
+    /// publishing, at most `timeout`; false when some is still queued then (shutdown:
+    /// the unregistration follows the exits unless a backlog would crowd it out).
+    pub fn wait_output_taken(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut modules = lock(&self.inner.modules);
+        while !modules.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            modules = self
+                .inner
+                .flushed
+                .wait_timeout(modules, left)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+        true
     }
 
     /// Open the output queue of one module, with its stdout and stderr topics.
@@ -146,9 +160,8 @@ impl OutboxReceiver {
     /// The next publication: control messages first, then the newest status message,
     /// then module output round-robin
     /// over modules (consecutive lines of one stream joined up to `max_batch_bytes`),
-    /// a module's closing message after all its output, then the messages queued by
-    /// `control_after_output`. With `output == false` only control messages are
-    /// taken.
+    /// a module's closing message after all its output. With `output == false` only
+    /// control messages are taken.
     pub fn take(&mut self, output: bool) -> Option<OutboxItem> {
         let control = |message| OutboxItem {
             message,
@@ -167,7 +180,6 @@ impl OutboxReceiver {
             });
         }
         self.take_module_item()
-            .or_else(|| lock(&self.inner.last).pop_front().map(control))
     }
 
     /// Drop module output written from now on (shutdown: what is queued stays).
@@ -197,6 +209,9 @@ impl OutboxReceiver {
             if state.closed {
                 drop(state);
                 modules.remove(index);
+                if modules.is_empty() {
+                    self.inner.flushed.notify_all();
+                }
                 continue;
             }
             self.cursor = index + 1;
@@ -539,31 +554,26 @@ mod tests {
     }
 
     #[test]
-    fn a_message_after_output_waits_for_every_module_s_output_and_exit() {
+    fn waiting_for_output_ends_once_every_module_s_output_and_exit_is_taken() {
         let (outbox, mut receiver) = outbox(one_line_batches(), OutputEncoding::Raw);
-        let (first, second) = (
-            outbox.module_output("out1".into(), "err1".into()),
-            outbox.module_output("out2".into(), "err2".into()),
-        );
-        first.stdout().write_all(b"a\nb\n").unwrap();
-        first.close_with(message("exited", "1"));
-        second.stderr().write_all(b"c\n").unwrap();
-        second.close_with(message("exited", "2"));
-        outbox.control_after_output(message("reg", "unregister"));
-        outbox.control(message("ctl", "{}"));
+        assert!(outbox.wait_output_taken(Duration::ZERO), "nothing queued");
+        let module = outbox.module_output("out".into(), "err".into());
+        module.stdout().write_all(b"a\n").unwrap();
+        module.close_with(message("exited", "1"));
+        assert!(!outbox.wait_output_taken(Duration::from_millis(10)));
 
+        let waiter = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || outbox.wait_output_taken(Duration::from_secs(30)))
+        };
         let items = drain(&mut receiver);
 
+        assert!(waiter.join().unwrap());
         assert_eq!(
             items,
             vec![
-                ("ctl".into(), "{}".into(), true),
-                ("out1".into(), "a\n".into(), false),
-                ("err2".into(), "c\n".into(), false),
-                ("out1".into(), "b\n".into(), false),
-                ("exited".into(), "2".into(), true),
-                ("exited".into(), "1".into(), true),
-                ("reg".into(), "unregister".into(), true),
+                ("out".into(), "a\n".into(), false),
+                ("exited".into(), "1".into(), true)
             ]
         );
     }

@@ -261,8 +261,11 @@ impl Fetch<'_> {
             return Err(FetchError::NotFound(self.shown(program)));
         }
 
+        // The credentials file is the runtime's, never fetched: no sum can match it.
+        let fetched = |name: &str| name != MQTT_AUTH_FILE;
         let requested = checksums
             .iter()
+            .filter(|(name, _)| fetched(&normalise(name)))
             .map(|(name, sum)| (name.as_str(), sum.as_str()));
         checksum::verify_all(&self.sums, requested, "the request", |name| {
             self.shown(name)
@@ -287,7 +290,10 @@ impl Fetch<'_> {
                         name: printable(&name),
                     });
                 }
-                expected.push((format!("{dir}{}", normalise(&name)), sum));
+                let name = format!("{dir}{}", normalise(&name));
+                if fetched(&name) {
+                    expected.push((name, sum));
+                }
             }
             let expected = expected
                 .iter()
@@ -1214,6 +1220,35 @@ mod tests {
             "{shown}"
         );
         assert!(is_empty(dest.path()));
+    }
+
+    #[test]
+    fn sums_given_for_the_stored_credentials_file_are_passed_over() {
+        let store = store();
+        fs::write(store.path().join("apps/.arena_mqtt_auth"), b"{}").unwrap();
+        let prog = sha256_of(b"print('hi')\n");
+        let auth = sha256_of(b"{}");
+        fs::write(
+            store.path().join("apps/SHA256SUMS"),
+            format!("{prog}  prog.py\n{auth}  .arena_mqtt_auth\n"),
+        )
+        .unwrap();
+        let mut sums = no_sums();
+        sums.insert(".arena_mqtt_auth".to_string(), auth);
+
+        let dest = tempfile::tempdir().unwrap();
+        let result = fetch_program_folder(
+            &Store::File(store.path().to_path_buf()),
+            "apps",
+            "prog.py",
+            dest.path(),
+            &limits(),
+            &sums,
+            &never,
+        );
+
+        assert_eq!(result.unwrap().files, 5, "4 files and SHA256SUMS");
+        assert!(!dest.path().join(".arena_mqtt_auth").exists());
     }
 
     #[test]

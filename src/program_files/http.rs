@@ -164,10 +164,11 @@ fn resolve_in_store(base: &str, from: &str, location: &str) -> Option<String> {
             .collect()
     };
     let target = decoded(&resolved);
-    // `%2e%2e` or `%2f` would be read as `..` or `/` by some servers.
-    let tricky = target
-        .iter()
-        .any(|segment| segment == "." || segment == ".." || segment.contains(['/', '\\']));
+    // `%2e%2e`, `%2f` or `..;` would be read as `..` or `/` by some servers.
+    let tricky = target.iter().any(|segment| {
+        let name = segment.split(';').next().unwrap_or_default();
+        name == "." || name == ".." || segment.contains(['/', '\\'])
+    });
     let store = decoded(base.path.split(['?', '#']).next().unwrap_or_default());
     if tricky || !target.starts_with(&store) {
         return None;
@@ -308,6 +309,7 @@ mod tests {
             "/../../store/apps/a.py",
             "/store/apps/%2e%2e/%2e%2e/etc",
             "/store/apps/a%2fb",
+            "/store/apps/..;/..;/etc/passwd",
             "../../x.py",
             "./../../etc/passwd",
             "/storeroom/a.py",

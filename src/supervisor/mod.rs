@@ -37,6 +37,9 @@ pub use inactivity::InactivitySettings;
 const STDIN_QUEUE: usize = 256;
 /// How long shutdown waits for modules to end before it unregisters anyway.
 const SHUTDOWN_MODULE_GRACE: Duration = Duration::from_millis(2500);
+/// How long shutdown waits for the modules' output and exits to go out before it
+/// unregisters.
+const SHUTDOWN_EXITS_GRACE: Duration = Duration::from_millis(750);
 /// How long shutdown gives the session to deliver the last messages.
 const SHUTDOWN_PUBLISH_GRACE: Duration = Duration::from_millis(1500);
 
@@ -697,9 +700,12 @@ impl Supervisor {
             }
         }
         if self.registration_required() {
-            // After the exits, which wait behind their modules' output.
-            self.outbox
-                .control_after_output(self.protocol.unregistration());
+            // After the exits, which wait behind their modules' output; unless a
+            // backlog would keep it from going out before the session ends.
+            if !self.outbox.wait_output_taken(SHUTDOWN_EXITS_GRACE) {
+                warn!("module output still queued at shutdown: unregistering before it");
+            }
+            self.outbox.control(self.protocol.unregistration());
         }
         for launcher in self.launchers.values() {
             launcher.shutdown();

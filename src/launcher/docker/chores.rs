@@ -74,12 +74,14 @@ fn sample_stats(shared: &Shared) {
         };
         let elapsed = now.saturating_duration_since(sampled.last_sample);
         sampled.last_sample = now;
-        let cpu_ns = match sampled.cpu_usage.as_ref().and_then(kernel::CpuUsage::read) {
-            Some(total) => {
+        let cpu_ns = match &sampled.cpu_usage {
+            // A read that fails once adds nothing: the next one counts the time since
+            // the last that worked.
+            Some(usage) => usage.read().map_or(0, |total| {
                 let added = total.saturating_sub(sampled.cpu_counted_ns);
                 sampled.cpu_counted_ns = sampled.cpu_counted_ns.max(total);
                 added
-            }
+            }),
             None => (answer.cpu_percent.max(0.0) / 100.0 * elapsed.as_nanos() as f64) as u64,
         };
 

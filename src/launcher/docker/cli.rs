@@ -307,7 +307,7 @@ impl Engine {
         }
 
         let mut missing = parse::missing_containers(&finished.stderr);
-        if missing.is_empty() {
+        if missing.is_empty() && finished.stderr.trim_end().ends_with("EOF") {
             // docker 28 ends with just "EOF" for every container when one of them goes
             // during the call; asked again, it names the one gone.
             let again = self.stats_once(names)?;
@@ -316,9 +316,9 @@ impl Engine {
                 return Ok(parsed);
             }
             missing = parse::missing_containers(&again.stderr);
-            if missing.is_empty() {
-                return Err(self.failure("stats", &again, &[]));
-            }
+        }
+        if missing.is_empty() {
+            return Err(self.failure("stats", &finished, &[]));
         }
         // docker 28 prints nothing at all when one of the names is gone, so ask once
         // more for the others.
@@ -505,17 +505,25 @@ impl Drop for EnvFile {
     }
 }
 
-/// Whether an env file carries `entry` exactly as `--env` would: docker and podman
-/// read it a line at a time (at most 64 KiB), trim leading blanks, skip lines
-/// starting with `#`, drop a byte order mark, and refuse names with blanks.
+/// Whether every engine reads `entry` from an env file exactly as from `--env`.
+/// Docker and podman 4 read a line at a time (at most 64 KiB); podman 5 reads the
+/// file as dotenv: quotes, `#` and blanks at either end mean something there, an
+/// empty value takes podman's own variable, and odd names are dropped. What might be
+/// read otherwise stays on the command line.
 fn fits_env_file(entry: &str) -> bool {
-    let Some((key, _)) = entry.split_once('=') else {
+    let Some((key, value)) = entry.split_once('=') else {
         return false;
     };
     !key.is_empty()
-        && !key.starts_with(['#', '\u{feff}'])
-        && !key.chars().any(char::is_whitespace)
-        && !entry.contains(['\n', '\r', '\0'])
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+        && !key.starts_with(['.', '-'])
+        && !value.is_empty()
+        && !value.starts_with(char::is_whitespace)
+        && !value.ends_with(char::is_whitespace)
+        && !value.starts_with(['\'', '"', '`'])
+        && !value.contains(['#', '\n', '\r', '\0'])
         && entry.len() < 60 * 1024
 }
 
