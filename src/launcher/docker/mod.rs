@@ -71,6 +71,8 @@ struct Shared {
     /// that a sweep never removes a container this run created. `true` while a sweep
     /// is still owed (the engine could not be asked yet).
     sweep: RwLock<bool>,
+    /// A sweep asked for after a create that timed out (see `owe_sweep`).
+    sweep_wanted: AtomicBool,
     /// The keepalive interval the orchestrator asked for, if it did.
     keepalive_interval: Mutex<Option<Duration>>,
     /// Set by `shutdown` (under the sweep lock): no container is created any more.
@@ -106,6 +108,7 @@ impl ContainerLauncher {
             ours: Mutex::new(HashMap::new()),
             sweep: RwLock::new(true),
             keepalive_interval: Mutex::new(None),
+            sweep_wanted: AtomicBool::new(false),
             closing: AtomicBool::new(false),
         });
         let (chores_tx, chores_rx) = crossbeam_channel::bounded(0);
@@ -260,11 +263,9 @@ impl Shared {
 
     /// Have the chores thread look for containers labelled with this runtime that no
     /// module owns (after a create the engine may have finished after giving up).
+    /// Never waits: the module thread that asks must report its failure at once.
     fn owe_sweep(&self) {
-        *self
-            .sweep
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        self.sweep_wanted.store(true, Ordering::SeqCst);
     }
 
     /// Between two stats samples: the configured interval, or the orchestrator's
@@ -282,7 +283,8 @@ impl Shared {
         let Some(mut owed) = self.sweep_lock(wait) else {
             return 0;
         };
-        if !*owed {
+        let wanted = self.sweep_wanted.swap(false, Ordering::SeqCst);
+        if !*owed && !wanted {
             return 0;
         }
         let runtime = &self.options.runtime_uuid;
@@ -290,6 +292,9 @@ impl Shared {
             Ok(found) => found,
             Err(err) => {
                 log::warn!("cannot look for containers left by an earlier run: {err}");
+                if wanted {
+                    self.sweep_wanted.store(true, Ordering::SeqCst);
+                }
                 return 0;
             }
         };
