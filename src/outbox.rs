@@ -158,17 +158,16 @@ impl OutboxReceiver {
     }
 
     /// The next publication: control messages first, then the newest status message,
-    /// then module output round-robin
-    /// over modules (consecutive lines of one stream joined up to `max_batch_bytes`),
+    /// then module output round-robin over modules (consecutive lines of one stream
+    /// joined up to `max_batch_bytes`),
     /// a module's closing message after all its output. With `output == false` only
     /// control messages are taken.
     pub fn take(&mut self, output: bool) -> Option<OutboxItem> {
-        let control = |message| OutboxItem {
-            message,
-            control: true,
-        };
         if let Some(message) = lock(&self.inner.control).pop_front() {
-            return Some(control(message));
+            return Some(OutboxItem {
+                message,
+                control: true,
+            });
         }
         if !output {
             return None;

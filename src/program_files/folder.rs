@@ -1236,16 +1236,7 @@ mod tests {
         let mut sums = no_sums();
         sums.insert(".arena_mqtt_auth".to_string(), auth);
 
-        let dest = tempfile::tempdir().unwrap();
-        let result = fetch_program_folder(
-            &Store::File(store.path().to_path_buf()),
-            "apps",
-            "prog.py",
-            dest.path(),
-            &limits(),
-            &sums,
-            &never,
-        );
+        let (dest, result) = fetch_file_store(store.path(), "apps/prog.py", &limits(), &sums);
 
         assert_eq!(result.unwrap().files, 5, "4 files and SHA256SUMS");
         assert!(!dest.path().join(".arena_mqtt_auth").exists());

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::listing::without_userinfo;
 use super::{human_duration, FetchError, FetchLimits};
 use crate::protocol::paths::percent_decode;
 
@@ -147,7 +148,7 @@ fn resolve_in_store(base: &str, from: &str, location: &str) -> Option<String> {
     };
 
     let same_server = scheme.eq_ignore_ascii_case(base.scheme)
-        && host(authority).eq_ignore_ascii_case(host(base.authority));
+        && without_userinfo(authority).eq_ignore_ascii_case(without_userinfo(base.authority));
     if !same_server || !path.starts_with('/') {
         return None;
     }
@@ -225,13 +226,6 @@ impl<'a> Parts<'a> {
 
 fn split_authority(rest: &str) -> (&str, &str) {
     rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()))
-}
-
-/// Host and port of an authority, without credentials.
-fn host(authority: &str) -> &str {
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
 }
 
 pub(super) fn http_error(url: &str, reason: String) -> FetchError {

@@ -188,7 +188,8 @@ fn split_scheme(href: &str) -> Option<(String, &str)> {
     valid.then(|| (scheme.to_ascii_lowercase(), &href[colon + 1..]))
 }
 
-fn without_userinfo(authority: &str) -> &str {
+/// Host and port of an authority, without credentials.
+pub(super) fn without_userinfo(authority: &str) -> &str {
     match authority.rfind('@') {
         Some(at) => &authority[at + 1..],
         None => authority,

@@ -170,29 +170,15 @@ pub(super) fn size_pair(text: &str) -> (u64, u64) {
 /// `%.3g`); `--` and garbage are none.
 pub(super) fn size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let bytes = text.as_bytes();
-    let mut split = 0;
-    while split < bytes.len() {
-        let exponent = matches!(bytes[split], b'e' | b'E')
-            && split > 0
-            && match bytes.get(split + 1) {
-                Some(b'+' | b'-') => bytes.get(split + 2).is_some_and(u8::is_ascii_digit),
-                Some(next) => next.is_ascii_digit(),
-                None => false,
-            };
-        if exponent {
-            split += if matches!(bytes[split + 1], b'+' | b'-') {
-                2
-            } else {
-                1
-            };
-        } else if bytes[split].is_ascii_digit() || bytes[split] == b'.' {
-            split += 1;
-        } else {
-            break;
-        }
-    }
+    // The unit is the letters at the end; what comes before must read as a number.
+    let split = text
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .len();
     let (number, unit) = text.split_at(split);
+    let number = number.trim();
+    if !number.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
     let number: f64 = number.parse().ok()?;
     let multiplier: f64 = match unit.trim() {
         "" | "B" => 1.0,
